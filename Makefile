@@ -1,0 +1,36 @@
+# Two commands on a fresh machine: `make demo` (the main job) and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
+
+.PHONY: venv demo test lint format emulator bench
+
+$(STAMP): requirements.txt
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.txt
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: venv  ## full sync of every family from the bundled emulator into local SQLite
+	$(BIN)/python -m scripts.demo
+
+test: venv lint  ## the whole test suite (CI runs exactly this)
+	$(BIN)/python -m pytest
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: venv
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+emulator: venv  ## serve the emulated tenant on http://127.0.0.1:8780
+	$(BIN)/python -m include.zuora_emulator serve --port 8780 --scale small
+
+bench: venv
+	$(BIN)/python bench/emulator_pages.py

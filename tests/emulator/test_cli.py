@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_prints_the_url_and_applies_faults(tmp_path):
+    profile = tmp_path / "faults.json"
+    profile.write_text(json.dumps({"rules": [{"kind": "429", "every": 2}]}))
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "include.zuora_emulator",
+            "serve",
+            "--port",
+            str(port),
+            "--scale",
+            "tiny",
+            "--seed",
+            "3",
+            "--tz",
+            "-08:00",
+            "--faults",
+            str(profile),
+            "--latency-ms",
+            "1",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline()
+        assert f"http://127.0.0.1:{port}" in line
+        base = f"http://127.0.0.1:{port}"
+        token = requests.post(
+            f"{base}/oauth/token",
+            data={
+                "client_id": "demo-client",
+                "client_secret": "demo-secret",
+                "grant_type": "client_credentials",
+            },
+            timeout=5,
+        ).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        first = requests.get(f"{base}/object-query/accounts", headers=headers, timeout=5)
+        second = requests.get(f"{base}/object-query/accounts", headers=headers, timeout=5)
+        assert (first.status_code, second.status_code) == (200, 429)
+        assert first.json()["data"][0]["updatedDate"].endswith("-08:00")
+        assert requests.get(f"{base}/_admin/health", timeout=5).json()["seed"] == 3
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+
+from include.zuora_emulator import Emulator
+
+
+def _statuses(api, n: int) -> list[int | str]:
+    out: list[int | str] = []
+    for _ in range(n):
+        try:
+            out.append(api.get("/object-query/accounts").status_code)
+        except requests.ConnectionError:
+            out.append("drop")
+            api.session = requests.Session()
+    return out
+
+
+def _swap(api, profile: dict) -> None:
+    assert api.session.put(f"{api.base}/_admin/faults", json=profile).status_code == 200
+
+
+def test_429_every_nth_with_retry_after(fresh_api):
+    _swap(fresh_api, {"rules": [{"kind": "429", "every": 3, "retry_after": 2}]})
+    statuses = _statuses(fresh_api, 9)
+    assert statuses == [200, 200, 429] * 3
+    _swap(fresh_api, {"rules": [{"kind": "429", "every": 1, "retry_after": 2}]})
+    r = fresh_api.get("/object-query/accounts")
+    assert r.headers["Retry-After"] == "2"
+    assert r.json()["reasons"][0]["code"] == 70
+
+
+def test_5xx_burst_then_recovery(fresh_api):
+    _swap(
+        fresh_api,
+        {
+            "rules": [
+                {
+                    "kind": "5xx",
+                    "every": 4,
+                    "burst": 2,
+                    "status": 503,
+                    "code": 50000061,
+                    "max": 2,
+                }
+            ]
+        },
+    )
+    statuses = _statuses(fresh_api, 10)
+    assert statuses == [200, 200, 200, 503, 503, 200, 200, 200, 200, 200]
+
+
+def test_dropped_connection(fresh_api):
+    _swap(fresh_api, {"rules": [{"kind": "drop", "every": 2, "max": 1}]})
+    assert _statuses(fresh_api, 3) == [200, "drop", 200]
+
+
+def test_slow_response(fresh_api):
+    _swap(fresh_api, {"rules": [{"kind": "slow", "every": 1, "delay_ms": 300, "max": 1}]})
+    t0 = time.monotonic()
+    assert fresh_api.get("/object-query/accounts").status_code == 200
+    assert time.monotonic() - t0 >= 0.3
+
+
+def test_token_expiry_fault(fresh_api):
+    _swap(fresh_api, {"rules": [{"kind": "token_expiry", "every": 2, "max": 1}]})
+    assert _statuses(fresh_api, 3) == [200, 401, 401]
+    fresh_api.token = fresh_api.new_token()
+    assert fresh_api.get("/object-query/accounts").status_code == 200
+
+
+def test_probability_faults_are_deterministic_from_the_seed(fresh_api):
+    profile = {"seed": 11, "rules": [{"kind": "5xx", "probability": 0.3}]}
+    _swap(fresh_api, profile)
+    first = _statuses(fresh_api, 30)
+    _swap(fresh_api, profile)
+    assert _statuses(fresh_api, 30) == first and 500 in first and 200 in first
+    stats = fresh_api.session.get(f"{fresh_api.base}/_admin/stats").json()
+    assert stats["faults_injected"]["5xx"] == first.count(500)
+
+
+def test_faults_spare_the_token_endpoint_and_admin(fresh_api):
+    _swap(fresh_api, {"rules": [{"kind": "5xx", "every": 1, "match": "/"}]})
+    assert fresh_api.new_token()
+    assert fresh_api.session.get(f"{fresh_api.base}/_admin/stats").status_code == 200
+
+
+def test_rate_limit_per_minute_gives_429_with_retry_after():
+    with Emulator(scale="tiny", rate_limit_per_minute=3) as emu:
+        from tests.emulator.conftest import Api
+
+        api = Api(emu)
+        statuses = [api.get("/object-query/accounts") for _ in range(4)]
+        assert [r.status_code for r in statuses] == [200, 200, 200, 429]
+        assert int(statuses[-1].headers["Retry-After"]) >= 1
+        assert statuses[1].headers["RateLimit-Remaining"] == "1"
+
+
+def test_concurrency_limit(fresh_emulator):
+    emu = fresh_emulator
+    emu.limits.concurrency = 1
+    emu.limits.in_flight = 1  # another request holds the only slot
+    from tests.emulator.conftest import Api
+
+    r = Api(emu).get("/object-query/accounts")
+    assert r.status_code == 429 and r.headers["Concurrency-Limit-Remaining"] == "0"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"rules": [{"kind": "meteor"}]}, {"rules": [{"kind": "429", "nonsense": 1}]}],
+)
+def test_bad_fault_profile_is_refused(fresh_api, bad):
+    r = fresh_api.session.put(f"{fresh_api.base}/_admin/faults", json=bad)
+    assert r.status_code == 400
