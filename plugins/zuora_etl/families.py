@@ -1,0 +1,124 @@
+"""Family YAML (include/families/*.yaml) -> validated models: objects, filters, target, schedule."""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from . import INCLUDE_DIR
+from .catalog import OBJECTS, get_object
+from .windows import DEFAULT_OVERLAP_S, DEFAULT_SETTLE_S
+
+FAMILIES_DIR = INCLUDE_DIR / "families"
+FILTER_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*\.(EQ|NE|LT|GT|LE|GE|SW|IN):.+$")
+SINK_CONNECTIONS = {"crm": "zuora_crm_sink", "erp": "zuora_erp_sink"}
+
+
+class ParentLink(BaseModel):
+    """Extract this object by its parents' ids (`key.IN:[...]`) instead of by updatedDate window:
+    the items of Posted invoices only, whatever their own updatedDate."""
+
+    model_config = ConfigDict(extra="forbid")
+    object: str
+    key: str
+
+
+class FamilyObject(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    filters: list[str] = Field(default_factory=list)
+    mapping: str | None = None  # include/mappings/<mapping>.yaml; default: the object's name
+    parent: ParentLink | None = None
+    mark_transferred: bool = False
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        get_object(v)
+        return v
+
+    @field_validator("filters")
+    @classmethod
+    def _filters(cls, v: list[str]) -> list[str]:
+        for f in v:
+            if not FILTER_RE.match(f):
+                raise ValueError(f"filter {f!r} is not of the form field.OP:value (OP: EQ NE LT GT LE GE SW IN)")
+            if " " in f.split(":", 1)[1] and f.split(".", 1)[0].lower().endswith("date"):
+                raise ValueError(f"filter {f!r}: write datetimes with 'T', never a space")
+        return v
+
+    @property
+    def mapping_name(self) -> str:
+        return self.mapping or self.name
+
+
+class Family(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    family: str
+    dag_id: str
+    description: str
+    target: Literal["crm", "erp"]
+    sink_conn_id: str | None = None
+    schedule: str | None = "*/30 * * * *"
+    owner: str = "data-integration"
+    tags: list[str] = Field(default_factory=list)
+    retries: int = 2
+    retry_delay_minutes: float = 5
+    settle_seconds: int = DEFAULT_SETTLE_S
+    overlap_seconds: int = DEFAULT_OVERLAP_S
+    slices: int = Field(default=1, ge=1, le=16)
+    objects: list[FamilyObject]
+
+    @model_validator(mode="after")
+    def _check(self) -> Family:
+        names = [o.name for o in self.objects]
+        if len(set(names)) != len(names):
+            raise ValueError(f"family {self.family}: an object is listed twice")
+        for i, o in enumerate(self.objects):
+            if o.parent:
+                if o.parent.object not in names[:i]:
+                    raise ValueError(f"{o.name}: parent {o.parent.object} must be listed before it in {self.family}")
+                if o.parent.key not in OBJECTS[o.name].fields:
+                    raise ValueError(f"{o.name}: {o.parent.key} is not a field of {o.name}")
+            spec = OBJECTS[o.name]
+            if o.mark_transferred and not (spec.action_type or spec.memo_path):
+                raise ValueError(f"{o.name}: Zuora cannot flag {o.name} as transferred to accounting")
+        return self
+
+    @property
+    def sink(self) -> str:
+        return self.sink_conn_id or SINK_CONNECTIONS[self.target]
+
+    def get(self, name: str) -> FamilyObject:
+        for o in self.objects:
+            if o.name == name:
+                return o
+        raise KeyError(f"{name} is not an object of family {self.family}")
+
+
+def load_family(path: Path) -> Family:
+    try:
+        return Family.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    except Exception as exc:
+        raise ValueError(f"{path.name}: {exc}") from exc
+
+
+@cache
+def load_families(directory: Path = FAMILIES_DIR) -> tuple[Family, ...]:
+    families = tuple(load_family(p) for p in sorted(directory.glob("*.yaml")))
+    ids = [f.family for f in families]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"two family files in {directory} share a family name")
+    return families
+
+
+def get_family(name: str, directory: Path = FAMILIES_DIR) -> Family:
+    for f in load_families(directory):
+        if f.family == name or f.dag_id == name:
+            return f
+    raise ValueError(f"unknown family {name!r}; known: {', '.join(f.family for f in load_families(directory))}")

@@ -1,0 +1,56 @@
+"""One Sink interface for every target: SQL today, REST next; sync, replay and repair all load
+through it."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from ..mapping import Mapping
+
+
+@dataclass
+class BatchOutcome:
+    written: list[str] = field(default_factory=list)  # keys inserted or updated
+    unchanged: list[str] = field(default_factory=list)  # keys the target already had as new or newer
+    rejected: list[tuple[str, str]] = field(default_factory=list)  # (key, reason) the target refused
+
+    def extend(self, other: BatchOutcome) -> None:
+        self.written += other.written
+        self.unchanged += other.unchanged
+        self.rejected += other.rejected
+
+
+class Sink(ABC):
+    """Upserts mapped rows by key, keeping the newer `updated_date`.
+
+    `force=True` (replay, repair) also rewrites rows whose `updated_date` equals the target's: Zuora
+    changes some fields without bumping updatedDate.
+    """
+
+    @abstractmethod
+    def prepare(self, mapping: Mapping) -> None:
+        """Make the target ready for this mapping (create the table, add new columns)."""
+
+    @abstractmethod
+    def upsert(self, mapping: Mapping, frame: pd.DataFrame, *, force: bool = False) -> BatchOutcome:
+        """Write one part's rows; each batch commits on its own."""
+
+    @abstractmethod
+    def read_keys(self, mapping: Mapping) -> dict[str, object]:
+        """Every key in the target with its updated_date (reconciliation)."""
+
+
+def records(frame: pd.DataFrame) -> list[dict]:
+    """Plain Python rows: None for every missing value, no numpy scalars (DB drivers refuse them)."""
+    out = frame.astype(object).where(frame.notna(), None)
+    rows = out.to_dict("records")
+    for row in rows:
+        for k, v in row.items():
+            if hasattr(v, "item") and not isinstance(v, (str, bytes)):
+                row[k] = v.item()
+            elif isinstance(v, pd.Timestamp):
+                row[k] = v.to_pydatetime()
+    return rows

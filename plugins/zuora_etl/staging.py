@@ -1,0 +1,114 @@
+"""Staging: Parquet parts under an ObjectStoragePath root (`file://` locally, `s3://` in production).
+
+Tasks hand each other small manifests through XCom; the records themselves stay in staging. Raw
+parts keep every Zuora field as text, exactly as received, so that a malformed value reaches the
+mapping (and its quarantine) instead of failing the extraction.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from airflow.sdk import ObjectStoragePath, Variable
+
+STAGING_ROOT_VARIABLE = "zuora_etl_staging_root"
+# Rows per raw part: bounds extraction memory (a part of 20k wide rows is a few tens of MB) while
+# keeping Parquet files large enough to compress and read efficiently.
+PART_ROWS = 20_000
+
+
+def default_root() -> str:
+    home = os.environ.get("AIRFLOW_HOME", os.path.expanduser("~/airflow"))
+    return f"file://{home}/zuora_staging"
+
+
+def staging_root(explicit: str | None = None) -> ObjectStoragePath:
+    root = explicit or Variable.get(STAGING_ROOT_VARIABLE, default=None) or default_root()
+    return ObjectStoragePath(root)
+
+
+def safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
+
+
+def run_dir(root: ObjectStoragePath, family: str, run_id: str) -> ObjectStoragePath:
+    return root / safe(family) / safe(run_id)
+
+
+def as_text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value, ensure_ascii=False)
+
+
+class PartWriter:
+    """Streams records into numbered Parquet parts of at most PART_ROWS rows, all columns text."""
+
+    def __init__(self, directory: ObjectStoragePath, prefix: str, fields: list[str]) -> None:
+        self.directory, self.prefix, self.fields = directory, prefix, fields
+        self.lookup = {f.lower(): f for f in fields}  # Zuora may answer crmAccountId__c for CRMAccountId__c
+        self.buffer: dict[str, list] = {f: [] for f in fields}
+        self.buffered = 0
+        self.parts: list[str] = []
+        self.rows = 0
+
+    def add(self, records: Iterable[dict]) -> None:
+        lookup, buffer = self.lookup, self.buffer
+        for rec in records:
+            row = dict.fromkeys(self.fields)
+            for key, value in rec.items():
+                name = lookup.get(key.lower())
+                if name is not None:
+                    row[name] = as_text(value)
+            for name in self.fields:
+                buffer[name].append(row[name])
+            self.buffered += 1
+            if self.buffered >= PART_ROWS:
+                self.flush()
+
+    def flush(self) -> None:
+        if not self.buffered:
+            return
+        table = pa.table({f: pa.array(self.buffer[f], type=pa.string()) for f in self.fields})
+        path = self.directory / f"{self.prefix}-{len(self.parts):05d}.parquet"
+        write_table(path, table)
+        self.parts.append(str(path))
+        self.rows += self.buffered
+        self.buffer = {f: [] for f in self.fields}
+        self.buffered = 0
+
+
+def write_table(path: ObjectStoragePath, table: pa.Table) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as fh:
+        pq.write_table(table, fh, compression="zstd")
+
+
+def write_frame(path: ObjectStoragePath, frame: pd.DataFrame) -> str:
+    write_table(path, pa.Table.from_pandas(frame, preserve_index=False))
+    return str(path)
+
+
+def read_frame(uri: str) -> pd.DataFrame:
+    with ObjectStoragePath(uri).open("rb") as fh:
+        return pq.read_table(fh).to_pandas()
+
+
+def read_frames(uris: Iterable[str]) -> Iterator[pd.DataFrame]:
+    """One part at a time: memory stays at one part whatever the run's size."""
+    for uri in uris:
+        yield read_frame(uri)
+
+
+def remove_tree(path: ObjectStoragePath) -> None:
+    if path.exists():
+        path.rmdir(recursive=True)
