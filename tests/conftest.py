@@ -1,4 +1,5 @@
-"""Shared fixtures: a live emulator on a free loopback port."""
+"""Shared fixtures: an isolated Airflow home (set before anything imports airflow) and live
+emulators on free loopback ports."""
 
 from __future__ import annotations
 
@@ -6,7 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from include.zuora_emulator import Emulator
+from tests.airflow_env import configure
+
+AIRFLOW_HOME = configure()
+
+from include.zuora_emulator import Emulator  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -100,9 +100,13 @@ class Stats:
         self.statuses: dict[str, int] = {}
         self.tokens_issued = 0
         self.records_served = 0
+        self.untracked = 0  # API requests without a Zuora-Track-Id header
+        self.entity_ids: set[str] = set()  # Zuora-Entity-Ids values seen
 
-    def add(self, route: str, status: int, records: int = 0) -> None:
+    def add(self, route: str, status: int, records: int = 0, track: str | None = None) -> None:
         with self.lock:
+            if route not in ("admin", "token", "query-file") and not track:
+                self.untracked += 1
             self.requests[route] = self.requests.get(route, 0) + 1
             self.statuses[str(status)] = self.statuses.get(str(status), 0) + 1
             self.records_served += records
@@ -210,6 +214,8 @@ class Emulator:
                 "statuses": dict(s.statuses),
                 "tokens_issued": s.tokens_issued,
                 "records_served": s.records_served,
+                "untracked_requests": s.untracked,
+                "entity_ids": sorted(s.entity_ids),
                 "max_in_flight": self.limits.max_in_flight,
                 "faults_injected": dict(self.faults.counts),
             }
@@ -356,7 +362,9 @@ class Handler(BaseHTTPRequestHandler):
                 headers,
             )
         finally:
-            self.emulator.stats.add(route, status, records)
+            self.emulator.stats.add(route, status, records, track)
+            if self.headers.get("Zuora-Entity-Ids"):
+                self.emulator.stats.entity_ids.add(self.headers["Zuora-Entity-Ids"])
 
     # ---------- routes ----------
     def _token(self, headers: dict[str, str]) -> None:

@@ -122,8 +122,9 @@ def apply_mapping(mapping: Mapping, raw: pd.DataFrame) -> tuple[pd.DataFrame, pd
     out: dict[str, pd.Series] = {}
 
     def fail(mask: pd.Series, reason: str) -> None:
-        mask = mask.fillna(False).astype(bool) & reasons.isna()
-        reasons[mask] = reason
+        """Every failing column is named: a record quarantined for one reason may have others."""
+        mask = mask.fillna(False).astype(bool)
+        reasons[mask] = [reason if pd.isna(r) else f"{r}; {reason}" for r in reasons[mask]]
 
     for name, col in mapping.columns.items():
         if col.const is not None:
@@ -138,10 +139,10 @@ def apply_mapping(mapping: Mapping, raw: pd.DataFrame) -> tuple[pd.DataFrame, pd
             series = series.map(lambda v: None if v is None or v != v else str(v))
         converted, bad = _convert(series, col)
         if bad.any():
-            sample = series[bad.fillna(False).astype(bool)]
-            for idx, value in sample.items():
-                if pd.isna(reasons[idx]):
-                    reasons[idx] = f"{col.source}: {value!r} is not a valid {col.type}"
+            mask = bad.fillna(False).astype(bool)
+            for idx, value in series[mask].items():
+                reason = f"{col.source}: {value!r} is not a valid {col.type}"
+                reasons[idx] = reason if pd.isna(reasons[idx]) else f"{reasons[idx]}; {reason}"
         if col.allowed is not None:
             fail(converted.notna() & ~converted.isin(col.allowed), f"{col.source}: value not allowed")
         if col.max_length is not None:

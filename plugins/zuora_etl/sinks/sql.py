@@ -101,11 +101,7 @@ class SqlSink(Sink):
         with self.engine.begin() as conn:
             if dialect in ("sqlite", "postgresql"):
                 insert = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(table)
-                newer = (
-                    table.c.updated_date <= insert.excluded.updated_date
-                    if force
-                    else table.c.updated_date < insert.excluded.updated_date
-                )
+                newer = self._replaces(table, key, insert.excluded, force)
                 stmt = (
                     insert.values(batch)
                     .on_conflict_do_update(
@@ -121,21 +117,32 @@ class SqlSink(Sink):
         return BatchOutcome(written=[k for k in keys if k in written], unchanged=[k for k in keys if k not in written])
 
     @staticmethod
+    def _replaces(table: sa.Table, key: str, incoming, force: bool) -> sa.ColumnElement[bool]:
+        """When an incoming row replaces the stored one: a newer updated_date; or the same second
+        with other content (Zuora's updatedDate has one-second resolution, so two versions can
+        share it); or, forced (replay, repair), the same updated_date whatever the content. An
+        identical re-read (the overlap) writes nothing."""
+        if force:
+            return table.c.updated_date <= incoming.updated_date
+        same_second = table.c.updated_date == incoming.updated_date
+        changed = sa.or_(*(table.c[c.name].is_distinct_from(incoming[c.name]) for c in table.columns if c.name != key))
+        return (table.c.updated_date < incoming.updated_date) | (same_second & changed)
+
+    @staticmethod
     def _portable_write(conn: sa.Connection, table: sa.Table, key: str, batch: list[dict], force: bool) -> set:
-        current = dict(
-            conn.execute(sa.select(table.c[key], table.c.updated_date).where(table.c[key].in_([r[key] for r in batch])))
-            .tuples()
-            .all()
-        )
+        """The same rule as `_replaces`, for dialects without ON CONFLICT: read, compare, write."""
+        found = conn.execute(sa.select(table).where(table.c[key].in_([r[key] for r in batch]))).mappings()
+        current = {r[key]: dict(r) for r in found}
         written = set()
         for row in batch:
             have = current.get(row[key])
-            if row[key] not in current:
+            if have is None:
                 conn.execute(sa.insert(table).values(row))
-            elif have is None or have < row["updated_date"] or (force and have == row["updated_date"]):
-                conn.execute(sa.update(table).where(table.c[key] == row[key]).values(row))
             else:
-                continue
+                old, new = have["updated_date"], row["updated_date"]
+                if not (old is None or old < new or (old == new and (force or have != row))):
+                    continue
+                conn.execute(sa.update(table).where(table.c[key] == row[key]).values(row))
             written.add(row[key])
         return written
 
