@@ -263,8 +263,7 @@ class Handler(BaseHTTPRequestHandler):
         self._send(status, body, headers, "application/json; charset=utf-8")
 
     def _body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
+        return self._raw_body
 
     def _json_body(self) -> dict | list:
         try:
@@ -283,6 +282,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         emu = self.emulator
+        # Read the body before anything can answer early (a fault, a 401): left unread on a
+        # keep-alive socket it would be parsed as the next request.
+        length = int(self.headers.get("Content-Length") or 0)
+        self._raw_body = self.rfile.read(length) if length else b""
         request_id = str(uuid.uuid4())
         headers = {"Zuora-Request-Id": request_id}
         track = self.headers.get("Zuora-Track-Id")

@@ -116,3 +116,12 @@ def test_concurrency_limit(fresh_emulator):
 def test_bad_fault_profile_is_refused(fresh_api, bad):
     r = fresh_api.session.put(f"{fresh_api.base}/_admin/faults", json=bad)
     assert r.status_code == 400
+
+
+def test_a_fault_on_a_post_leaves_the_keep_alive_connection_usable(fresh_api):
+    _swap(fresh_api, {"rules": [{"kind": "5xx", "every": 1, "max": 1, "match": "/v1/action/update"}]})
+    doc = fresh_api.truth("invoices")[0]
+    body = {"type": "Invoice", "objects": [{"Id": doc["id"], "TransferredToAccounting": "Yes"}]}
+    assert fresh_api.send("POST", "/v1/action/update", body).status_code == 500
+    again = fresh_api.send("POST", "/v1/action/update", body)
+    assert again.status_code == 200 and again.json()[0]["Success"] is True
