@@ -46,12 +46,16 @@ class ZuoraApiError(Exception):
         code: int | None = None,
         request_id: str | None = None,
         retry_after: float | None = None,
+        transient: bool | None = None,
     ) -> None:
         super().__init__(message)
         self.status, self.code, self.request_id, self.retry_after = status, code, request_id, retry_after
+        self.transient = transient
 
     @property
     def retryable(self) -> bool:
+        if self.transient is not None:
+            return self.transient
         if self.status is None:  # connection dropped, timeout
             return True
         if self.status == 429 or self.status >= 500:
@@ -148,8 +152,9 @@ class ZuoraHook(BaseHook):
                     raise ZuoraApiError(
                         f"token request refused with HTTP {r.status_code}: check the client id and secret "
                         f"of connection {self.zuora_conn_id!r}",
-                        status=r.status_code if r.status_code < 500 else 503,
+                        status=r.status_code,
                         retry_after=_retry_after(r),
+                        transient=r.status_code == 429 or r.status_code >= 500,  # bad credentials stay bad
                     )
                 body = r.json()
                 self._token = body["access_token"]
@@ -211,7 +216,10 @@ class ZuoraHook(BaseHook):
             if r.status_code == 401 and not refreshed:
                 continue  # token expired or revoked early: refresh once and retry at once
             if r.status_code >= 400:
-                raise _error(method, path, r, request_id)
+                error = _error(method, path, r, request_id)
+                if r.status_code == 401:
+                    error.transient = True  # refused right after a fresh token: back off, then try again
+                raise error
             try:
                 return r.json()
             except ValueError as exc:

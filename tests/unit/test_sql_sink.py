@@ -1,0 +1,116 @@
+"""The SQL sink on real SQLite files and a real PostgreSQL database."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from zuora_etl.mapping import Mapping
+from zuora_etl.sinks.sql import SqlSink
+
+MAPPING = Mapping.model_validate({
+    "object": "invoices", "table": "invoices",
+    "columns": {"id": {"source": "id"}, "updated_date": {"source": "updatedDate", "type": "datetime"},
+                "amount": {"source": "amount", "type": "decimal"}, "status": {"source": "status"}},
+})  # fmt: skip
+
+
+def rows(*items) -> pd.DataFrame:
+    return pd.DataFrame([{"id": i, "updated_date": datetime(2026, 1, d), "amount": a, "status": s}
+                         for i, d, a, s in items])  # fmt: skip
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request, tmp_path):
+    if request.param == "sqlite":
+        engine = sa.create_engine(f"sqlite:///{tmp_path / 'sink.db'}")
+        yield engine
+        engine.dispose()
+        return
+    postgres_db = request.getfixturevalue("postgres_db")
+    import json
+
+    name = json.loads(postgres_db)["schema"]
+    engine = sa.create_engine(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}")
+    yield engine
+    engine.dispose()
+
+
+def table(engine) -> dict:
+    with engine.connect() as conn:
+        result = conn.execute(sa.text("SELECT * FROM invoices"))
+        return {r.id: (pd.Timestamp(r.updated_date).day, float(r.amount), r.status) for r in result}
+
+
+def test_insert_then_newer_wins_older_is_ignored(engine):
+    sink = SqlSink(engine=engine)
+    out = sink.upsert(MAPPING, rows(("a", 1, 10.0, "Draft"), ("b", 1, 20.0, "Draft")))
+    assert sorted(out.written) == ["a", "b"]
+    out = sink.upsert(MAPPING, rows(("a", 2, 11.0, "Posted"), ("b", 1, 20.0, "Draft")))
+    assert out.written == ["a"] and out.unchanged == ["b"]
+    out = sink.upsert(MAPPING, rows(("a", 1, 99.0, "Draft")))  # an older version arrives late
+    assert out.unchanged == ["a"]
+    assert table(engine) == {"a": (2, 11.0, "Posted"), "b": (1, 20.0, "Draft")}
+
+
+def test_same_second_with_other_content_is_written(engine):
+    sink = SqlSink(engine=engine)
+    sink.upsert(MAPPING, rows(("a", 1, 10.0, "Draft")))
+    assert sink.upsert(MAPPING, rows(("a", 1, 10.0, "Draft"))).unchanged == ["a"]
+    assert sink.upsert(MAPPING, rows(("a", 1, 10.0, "Posted"))).written == ["a"]
+    assert table(engine)["a"] == (1, 10.0, "Posted")
+
+
+def test_force_rewrites_an_equal_version(engine):
+    sink = SqlSink(engine=engine)
+    sink.upsert(MAPPING, rows(("a", 2, 10.0, "Draft")))
+    assert sink.upsert(MAPPING, rows(("a", 2, 10.0, "Draft")), force=True).written == ["a"]
+    assert sink.upsert(MAPPING, rows(("a", 1, 10.0, "Draft")), force=True).unchanged == ["a"]
+
+
+def test_large_loads_are_batched(engine):
+    sink = SqlSink(engine=engine)
+    frame = rows(*[(f"id{i:05d}", 1, float(i), "Posted") for i in range(2500)])
+    assert len(sink.upsert(MAPPING, frame).written) == 2500
+    assert len(sink.read_keys(MAPPING)) == 2500
+
+
+def test_a_new_mapping_column_is_added_to_an_existing_table(engine):
+    SqlSink(engine=engine).upsert(MAPPING, rows(("a", 1, 10.0, "Draft")))
+    grown = Mapping.model_validate({**MAPPING.model_dump(), "columns": {
+        **MAPPING.model_dump()["columns"], "currency": {"source": "currency"}}})  # fmt: skip
+    frame = rows(("a", 2, 10.0, "Draft")).assign(currency="EUR")
+    assert SqlSink(engine=engine).upsert(grown, frame).written == ["a"]
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT currency FROM invoices")).scalar() == "EUR"
+
+
+def test_portable_path_follows_the_same_rules(tmp_path):
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'p.db'}")
+    sink = SqlSink(engine=engine)
+    sink.prepare(MAPPING)
+    tbl = sink._tables["invoices"]
+    with engine.begin() as conn:
+        new = [{"id": "a", "updated_date": datetime(2026, 1, 2), "amount": 1.0, "status": "Draft"}]
+        assert sink._portable_write(conn, tbl, "id", new, False) == {"a"}
+        assert sink._portable_write(conn, tbl, "id", new, False) == set()
+        older = [{**new[0], "updated_date": datetime(2026, 1, 1), "status": "Posted"}]
+        assert sink._portable_write(conn, tbl, "id", older, False) == set()
+        same_second = [{**new[0], "status": "Posted"}]
+        assert sink._portable_write(conn, tbl, "id", same_second, False) == {"a"}
+
+
+def test_rows_the_database_refuses_are_isolated_and_reported(postgres_db):
+    import json
+
+    name = json.loads(postgres_db)["schema"]
+    engine = sa.create_engine(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}")
+    narrow = Mapping.model_validate({**MAPPING.model_dump(), "columns": {
+        **MAPPING.model_dump()["columns"], "status": {"source": "status", "max_length": 6}}})  # fmt: skip
+    out = SqlSink(engine=engine).upsert(narrow, rows(("a", 1, 1.0, "Posted"), ("b", 1, 2.0, "Cancelled"),
+                                                     ("c", 1, 3.0, "Draft")))  # fmt: skip
+    assert sorted(out.written) == ["a", "c"]
+    assert [k for k, _ in out.rejected] == ["b"] and "too long" in out.rejected[0][1]
+    engine.dispose()
