@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import os
-from datetime import date, datetime
 from pathlib import Path
-from typing import Any
 
-import pandas as pd
 import sqlalchemy as sa
-from zuora_etl.catalog import get_object
 from zuora_etl.db import dispose_engines
-from zuora_etl.families import Family, get_family
-from zuora_etl.mapping import apply_mapping, cached_mapping
-from zuora_etl.sinks.base import records
-from zuora_etl.sinks.sql import table_for
-from zuora_etl.staging import as_text
+from zuora_etl.families import get_family
 from zuora_etl.windows import hwm_variable
 
 from include.zuora_emulator import Emulator
-from include.zuora_emulator.schema import OBJECTS as EMULATED
 from scripts.local_env import local_connections
+from scripts.verify import compare_family
 
 _bag = None
 
@@ -81,54 +73,13 @@ class SyncEnv:
         return get_variable(hwm_variable(family, obj))
 
 
-def _norm(value: Any) -> Any:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, (int, float)) or hasattr(value, "as_tuple"):
-        return round(float(value), 6)
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    return value
-
-
-def expected_rows(emu: Emulator, family: Family, obj_name: str) -> dict[str, dict]:
-    """What the family's sink table must hold: Zuora's records under the family's filters, mapped."""
-    fobj = family.get(obj_name)
-    endpoint = get_object(obj_name).endpoint
-    store = emu.store
-    spec = EMULATED[endpoint]
-    if fobj.parent:
-        parents = expected_rows(emu, family, fobj.parent.object)
-        truth = [r for r in store.truth(endpoint) if r.get(fobj.parent.key) in parents]
-    else:
-        truth = store.truth(endpoint, [store.parse_filter(spec, f) for f in fobj.filters])
-    mapping = cached_mapping(fobj.mapping_name)
-    raw = pd.DataFrame([{k: as_text(v) for k, v in r.items()} for r in truth], columns=list(spec.types))
-    good, bad = apply_mapping(mapping, raw)
-    assert bad.empty, bad.to_dict("records")
-    return {r[mapping.key]: {k: _norm(v) for k, v in r.items()} for r in records(good)}
-
-
-def sink_rows(engine: sa.Engine, mapping_name: str) -> dict[str, dict]:
-    mapping = cached_mapping(mapping_name)
-    table = table_for(mapping, sa.MetaData())
-    with engine.connect() as conn:
-        rows = conn.execute(sa.select(table)).mappings().all()
-    return {r[mapping.key]: {k: _norm(v) for k, v in r.items()} for r in rows}
-
-
 def assert_family_matches(env: SyncEnv, family_name: str) -> dict[str, int]:
-    family = get_family(family_name)
-    engine = env.engine(family.sink)
+    """Every object of the family: the target equals Zuora under the family's filters."""
     counts = {}
-    for o in family.objects:
-        want = expected_rows(env.emu, family, o.name)
-        got = sink_rows(engine, o.mapping_name)
-        missing, extra = set(want) - set(got), set(got) - set(want)
-        assert not missing and not extra, f"{family_name}.{o.name}: {len(missing)} missing, {len(extra)} extra"
-        diffs = [k for k in want if want[k] != got[k]]
-        assert not diffs, f"{family_name}.{o.name}: {len(diffs)} differ, e.g. {want[diffs[0]]} != {got[diffs[0]]}"
-        counts[o.name] = len(want)
+    for c in compare_family(env.emu, get_family(family_name)):
+        assert not c.missing and not c.extra, (
+            f"{family_name}.{c.object}: {len(c.missing)} missing, {len(c.extra)} extra"
+        )
+        assert not c.differing, f"{family_name}.{c.object}: {len(c.differing)} differ, e.g. {c.differing[0]}"
+        counts[c.object] = c.zuora
     return counts
