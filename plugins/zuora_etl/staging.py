@@ -56,24 +56,24 @@ class PartWriter:
     def __init__(self, directory: ObjectStoragePath, prefix: str, fields: list[str]) -> None:
         self.directory, self.prefix, self.fields = directory, prefix, fields
         self.lookup = {f.lower(): f for f in fields}  # Zuora may answer crmAccountId__c for CRMAccountId__c
+        self.field_set = set(fields)
         self.buffer: dict[str, list] = {f: [] for f in fields}
         self.buffered = 0
         self.parts: list[str] = []
         self.rows = 0
 
     def add(self, records: Iterable[dict]) -> None:
-        lookup, buffer = self.lookup, self.buffer
+        fields, field_set, lookup, buffer = self.fields, self.field_set, self.lookup, self.buffer
         for rec in records:
-            row = dict.fromkeys(self.fields)
-            for key, value in rec.items():
-                name = lookup.get(key.lower())
-                if name is not None:
-                    row[name] = as_text(value)
-            for name in self.fields:
-                buffer[name].append(row[name])
+            if not rec.keys() <= field_set:  # another casing (crmAccountId__c for CRMAccountId__c)
+                rec = {lookup.get(k.lower(), k): v for k, v in rec.items()}
+            for name in fields:
+                value = rec.get(name)
+                buffer[name].append(value if value is None or value.__class__ is str else as_text(value))
             self.buffered += 1
             if self.buffered >= PART_ROWS:
                 self.flush()
+                buffer = self.buffer
 
     def flush(self) -> None:
         if not self.buffered:

@@ -45,12 +45,12 @@ class Sink(ABC):
 
 def records(frame: pd.DataFrame) -> list[dict]:
     """Plain Python rows: None for every missing value, no numpy scalars (DB drivers refuse them)."""
-    out = frame.astype(object).where(frame.notna(), None)
-    rows = out.to_dict("records")
-    for row in rows:
-        for k, v in row.items():
-            if hasattr(v, "item") and not isinstance(v, (str, bytes)):
-                row[k] = v.item()
-            elif isinstance(v, pd.Timestamp):
-                row[k] = v.to_pydatetime()
-    return rows
+    columns = []
+    for name in frame.columns:
+        col = frame[name]
+        values = col.astype(object).where(col.notna(), None).tolist()
+        if values and hasattr(next((v for v in values if v is not None), None), "item"):
+            values = [v.item() if v is not None and hasattr(v, "item") else v for v in values]
+        columns.append(values)
+    names = list(frame.columns)
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]

@@ -76,42 +76,41 @@ class SqlSink(Sink):
         table = self._table(mapping)
         rows = records(frame[[c.name for c in table.columns]])
         size = max(1, min(MAX_BATCH_ROWS, MAX_PARAMS // max(1, len(table.columns))))
+        stmt = self._statement(table, mapping.key, force)
         outcome = BatchOutcome()
         for start in range(0, len(rows), size):
             batch = rows[start : start + size]
             try:
-                outcome.extend(self._write(table, mapping.key, batch, force))
+                outcome.extend(self._write(stmt, table, mapping.key, batch, force))
             except sa.exc.DBAPIError as exc:
-                log.warning(
-                    "batch of %d rows refused by %s (%s); isolating bad rows",
-                    len(batch),
-                    mapping.table,
-                    _first_line(exc),
-                )
+                log.warning("batch of %d rows refused by %s (%s); isolating bad rows", len(batch), mapping.table,
+                            _first_line(exc))  # fmt: skip
                 for row in batch:
                     try:
-                        outcome.extend(self._write(table, mapping.key, [row], force))
+                        outcome.extend(self._write(stmt, table, mapping.key, [row], force))
                     except sa.exc.DBAPIError as row_exc:
                         outcome.rejected.append((row[mapping.key], _first_line(row_exc)))
         return outcome
 
-    def _write(self, table: sa.Table, key: str, batch: list[dict], force: bool) -> BatchOutcome:
-        keys = [r[key] for r in batch]
+    def _statement(self, table: sa.Table, key: str, force: bool) -> sa.Insert | None:
+        """One native upsert statement per table, executed with many parameter sets: SQLAlchemy
+        compiles it once and sends rows in multi-row batches ("insertmanyvalues"), RETURNING the
+        keys it actually wrote."""
         dialect = self.engine.dialect.name
+        if dialect not in ("sqlite", "postgresql"):
+            return None
+        insert = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(table)
+        return insert.on_conflict_do_update(
+            index_elements=[table.c[key]],
+            set_={c.name: insert.excluded[c.name] for c in table.columns if c.name != key},
+            where=self._replaces(table, key, insert.excluded, force),
+        ).returning(table.c[key])
+
+    def _write(self, stmt: sa.Insert | None, table: sa.Table, key: str, batch: list[dict], force: bool) -> BatchOutcome:
+        keys = [r[key] for r in batch]
         with self.engine.begin() as conn:
-            if dialect in ("sqlite", "postgresql"):
-                insert = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(table)
-                newer = self._replaces(table, key, insert.excluded, force)
-                stmt = (
-                    insert.values(batch)
-                    .on_conflict_do_update(
-                        index_elements=[table.c[key]],
-                        set_={c.name: insert.excluded[c.name] for c in table.columns if c.name != key},
-                        where=newer,
-                    )
-                    .returning(table.c[key])
-                )
-                written = set(conn.execute(stmt).scalars())
+            if stmt is not None:
+                written = set(conn.execute(stmt, batch).scalars())
             else:
                 written = self._portable_write(conn, table, key, batch, force)
         return BatchOutcome(written=[k for k in keys if k in written], unchanged=[k for k in keys if k not in written])
