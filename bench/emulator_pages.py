@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import socket
 import subprocess
 import sys
 import threading
@@ -23,12 +22,6 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def page_all(base: str, token: str, lo: str, hi: str, out: list[int]) -> None:
@@ -63,6 +56,9 @@ def main() -> None:
     parser.add_argument("--scale", default="medium")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 8])
     args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    from include.zuora_emulator.server import free_port
+
     port = free_port()
     proc = subprocess.Popen(
         [

@@ -14,7 +14,6 @@ import json
 import os
 import platform
 import resource
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,18 +24,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--scale", default="medium")
     parser.add_argument("--dag", default="zuora_crm_invoices")
     args = parser.parse_args()
     sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
+    from include.zuora_emulator.server import free_port
     from tests.airflow_env import configure
 
     configure()

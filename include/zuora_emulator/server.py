@@ -618,6 +618,8 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(404, 50000040, f"No admin route for {method} {path}")
 
 
-def port_is_free(host: str, port: int) -> bool:
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on now, for starting an emulator process (tests, benchmarks)."""
     with socket.socket() as s:
-        return s.connect_ex((host, port)) != 0
+        s.bind((host, 0))
+        return s.getsockname()[1]

@@ -19,6 +19,18 @@ from .db import engine_for
 STATE_CONN_ID = "zuora_etl_state"
 metadata = sa.MetaData()
 
+
+def _record_columns() -> list[sa.Column]:
+    """What ledger rows and dead letters share: which run, family, object and record."""
+    return [
+        sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("run_id", sa.String(250), nullable=False),
+        sa.Column("family", sa.String(64), nullable=False),
+        sa.Column("object", sa.String(64), nullable=False),
+        sa.Column("record_id", sa.String(64)),
+    ]
+
+
 runs = sa.Table(
     "zuora_etl_runs",
     metadata,
@@ -46,11 +58,7 @@ runs = sa.Table(
 ledger = sa.Table(
     "zuora_etl_ledger",
     metadata,
-    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("run_id", sa.String(250), nullable=False),
-    sa.Column("family", sa.String(64), nullable=False),
-    sa.Column("object", sa.String(64), nullable=False),
-    sa.Column("record_id", sa.String(64)),
+    *_record_columns(),
     sa.Column("updated_date", sa.DateTime),
     sa.Column("outcome", sa.String(16), nullable=False),
     sa.Column("at", sa.DateTime, nullable=False),
@@ -61,11 +69,7 @@ ledger = sa.Table(
 dead_letters = sa.Table(
     "zuora_etl_dead_letters",
     metadata,
-    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("run_id", sa.String(250), nullable=False),
-    sa.Column("family", sa.String(64), nullable=False),
-    sa.Column("object", sa.String(64), nullable=False),
-    sa.Column("record_id", sa.String(64)),
+    *_record_columns(),
     sa.Column("stage", sa.String(16), nullable=False),  # transform, load, mark
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("payload", sa.Text),

@@ -1,8 +1,9 @@
 """ZuoraHook: the one place that talks to Zuora's REST API.
 
 It owns the `zuora_default` connection (type http: host = REST base URL, login = client id,
-password = client secret; extra: entity_id, zuora_version, page_size, timezone, max_attempts,
-backoff_seconds), the OAuth token cache, retries and paging. Operators stay thin and call it.
+password = client secret; extra: entity_id, zuora_version, page_size, max_attempts,
+backoff_seconds; a `timezone` key is accepted and unused, since Zuora's datetimes carry their
+offset), the OAuth token cache, retries and paging. Operators stay thin and call it.
 """
 
 from __future__ import annotations
@@ -110,7 +111,6 @@ class ZuoraHook(BaseHook):
             self.page_size = min(int(extra.get("page_size", MAX_PAGE_SIZE)), MAX_PAGE_SIZE)
             self.max_attempts = int(extra.get("max_attempts", DEFAULT_MAX_ATTEMPTS))
             self.backoff_s = float(extra.get("backoff_seconds", DEFAULT_BACKOFF_S))
-            self.timezone = extra.get("timezone")
             session = requests.Session()
             adapter = HTTPAdapter(pool_connections=4, pool_maxsize=16)
             session.mount("http://", adapter)
