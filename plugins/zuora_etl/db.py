@@ -43,3 +43,37 @@ def dispose_engines() -> None:
         for engine in _engines.values():
             engine.dispose()
         _engines.clear()
+
+
+def create_tables(engine: sa.Engine, *tables: sa.Table) -> None:
+    """Create tables and their indexes if missing, safe when parallel tasks do it at once.
+
+    `checkfirst` checks, then creates: two loads starting together both see no table and one of
+    them fails. `IF NOT EXISTS` closes that gap; PostgreSQL can still refuse one of two racing
+    creations (a catalog unique violation), so a refusal is checked against what now exists."""
+    for table in tables:
+        for attempt in range(3):
+            try:
+                with engine.begin() as conn:
+                    conn.execute(sa.schema.CreateTable(table, if_not_exists=True))
+                    for index in table.indexes:
+                        conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
+                break
+            except sa.exc.DBAPIError:
+                if attempt == 2 or not sa.inspect(engine).has_table(table.name):
+                    raise
+
+
+def add_missing_columns(engine: sa.Engine, table: sa.Table) -> None:
+    """Add the table's columns the database lacks (a mapping grew); tolerant of a parallel adder."""
+    existing = {c["name"] for c in sa.inspect(engine).get_columns(table.name)}
+    for column in table.columns:
+        if column.name in existing:
+            continue
+        ddl = column.type.compile(dialect=engine.dialect)
+        try:
+            with engine.begin() as conn:
+                conn.execute(sa.text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {ddl}'))
+        except sa.exc.DBAPIError:
+            if column.name not in {c["name"] for c in sa.inspect(engine).get_columns(table.name)}:
+                raise

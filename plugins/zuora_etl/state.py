@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from .db import engine_for
+from .db import create_tables, engine_for
 
 STATE_CONN_ID = "zuora_etl_state"
 metadata = sa.MetaData()
@@ -88,7 +88,7 @@ def _now() -> datetime:
 class StateStore:
     def __init__(self, conn_id: str = STATE_CONN_ID, engine: sa.Engine | None = None) -> None:
         self.engine = engine or engine_for(conn_id)
-        metadata.create_all(self.engine, checkfirst=True)
+        create_tables(self.engine, *metadata.sorted_tables)
 
     def record_outcomes(
         self, run_id: str, family: str, obj: str, outcome: str, items: Iterable[tuple[str, datetime | None]]

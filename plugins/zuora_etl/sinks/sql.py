@@ -13,7 +13,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ..db import engine_for
+from ..db import add_missing_columns, create_tables, engine_for
 from ..mapping import Mapping
 from .base import BatchOutcome, Sink, records
 
@@ -58,13 +58,8 @@ class SqlSink(Sink):
 
     def prepare(self, mapping: Mapping) -> None:
         table = table_for(mapping, self.metadata)
-        with self.engine.begin() as conn:
-            table.create(conn, checkfirst=True)
-            existing = {c["name"] for c in sa.inspect(conn).get_columns(mapping.table)}
-            for column in table.columns:
-                if column.name not in existing:  # a mapping grew a column: add it, keep the data
-                    ddl = column.type.compile(dialect=self.engine.dialect)
-                    conn.execute(sa.text(f'ALTER TABLE {mapping.table} ADD COLUMN "{column.name}" {ddl}'))
+        create_tables(self.engine, table)
+        add_missing_columns(self.engine, table)  # a mapping grew a column: add it, keep the data
         self._tables[mapping.table] = table
 
     def _table(self, mapping: Mapping) -> sa.Table:
