@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 
 from airflow.sdk import ObjectStoragePath
 
@@ -222,7 +221,3 @@ def mark_transferred(hook: ZuoraHook, obj: ZuoraObject, manifest: dict) -> tuple
                     raise
                 failures.append((doc_id, str(exc)))
     return marked, failures
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)

@@ -140,10 +140,3 @@ class StateStore:
             query = query.where(dead_letters.c.object == obj)
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
-
-    def ledger_for(self, run_id: str, obj: str | None = None) -> list[dict]:
-        query = sa.select(ledger).where(ledger.c.run_id == run_id)
-        if obj:
-            query = query.where(ledger.c.object == obj)
-        with self.engine.connect() as conn:
-            return [dict(r) for r in conn.execute(query).mappings()]
