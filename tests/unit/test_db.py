@@ -15,9 +15,7 @@ def engine(request, tmp_path):
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'state.db'}"
     else:
-        import json
-
-        url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{json.loads(request.getfixturevalue('postgres_db'))['schema']}"
+        url = request.getfixturevalue("postgres_db").url
     engine = sa.create_engine(url, connect_args={"timeout": 30} if request.param == "sqlite" else {})
     yield engine
     engine.dispose()

@@ -29,11 +29,7 @@ def engine(request, tmp_path):
         yield engine
         engine.dispose()
         return
-    postgres_db = request.getfixturevalue("postgres_db")
-    import json
-
-    name = json.loads(postgres_db)["schema"]
-    engine = sa.create_engine(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}")
+    engine = sa.create_engine(request.getfixturevalue("postgres_db").url)
     yield engine
     engine.dispose()
 
@@ -103,10 +99,7 @@ def test_portable_path_follows_the_same_rules(tmp_path):
 
 
 def test_rows_the_database_refuses_are_isolated_and_reported(postgres_db):
-    import json
-
-    name = json.loads(postgres_db)["schema"]
-    engine = sa.create_engine(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}")
+    engine = sa.create_engine(postgres_db.url)
     narrow = Mapping.model_validate({**MAPPING.model_dump(), "columns": {
         **MAPPING.model_dump()["columns"], "status": {"source": "status", "max_length": 6}}})  # fmt: skip
     out = SqlSink(engine=engine).upsert(narrow, rows(("a", 1, 1.0, "Posted"), ("b", 1, 2.0, "Cancelled"),
