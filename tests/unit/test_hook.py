@@ -24,9 +24,18 @@ def hook(fresh_emulator, monkeypatch):
 ASC = [("pageSize", "99"), ("sort[]", "updatedDate.ASC")]
 
 
-def test_one_token_serves_many_calls(hook, fresh_emulator):
-    h = hook()
+def capture(h: ZuoraHook, caplog) -> ZuoraHook:
+    """Route the hook's log to a plain logger that pytest captures, at DEBUG (every request)."""
+    h._log = logging.getLogger("test.zuora_hook")
+    caplog.set_level(logging.DEBUG, logger="test.zuora_hook")
+    return h
+
+
+def test_one_token_serves_many_calls_and_is_never_logged(hook, fresh_emulator, caplog):
+    h = capture(hook(), caplog)
     pages = list(h.paginate("invoices", ASC))
+    assert "GET /object-query/invoices -> 200" in caplog.text and "track zuora-etl-" in caplog.text
+    assert h._token not in caplog.text and "demo-secret" not in caplog.text
     assert sum(len(p) for p in pages) == len(fresh_emulator.store.truth("invoices"))
     assert h.token_calls == 1 and fresh_emulator.stats_view()["tokens_issued"] == 1
     assert h.api_calls == len(pages)
@@ -45,9 +54,10 @@ def test_wrong_credentials_fail_clearly_without_leaking_the_secret(fresh_emulato
         "conn_type": "http", "host": fresh_emulator.base_url, "login": "demo-client", "password": "s3cr3t-wrong",
         "extra": {"max_attempts": 1},
     }))  # fmt: skip
-    with caplog.at_level(logging.DEBUG), pytest.raises(ZuoraApiError, match="client id and secret"):
-        list(ZuoraHook().paginate("accounts", ASC))
-    assert "s3cr3t-wrong" not in caplog.text
+    h = capture(ZuoraHook(), caplog)
+    with pytest.raises(ZuoraApiError, match="client id") as info:
+        list(h.paginate("accounts", ASC))
+    assert "s3cr3t-wrong" not in caplog.text and "s3cr3t-wrong" not in str(info.value)
 
 
 @pytest.mark.parametrize(
