@@ -58,10 +58,15 @@ class SyncEnv:
 
     def run(self, dag_id: str, conf: dict | None = None) -> str:
         dag = dagbag().dags[dag_id]
+        retries = {task.task_id: task.retries for task in dag.tasks}
         for task in dag.tasks:
             task.retries = 0  # a failure must show now, not after a 5-minute retry delay
-        # Every param is given: dag.test() keeps the conf of an earlier run on the cached DAG.
-        run = dag.test(run_conf={"start": None, "end": None, "dry_run": False, **(conf or {})})
+        try:
+            # Every param is given: dag.test() keeps the conf of an earlier run on the cached DAG.
+            run = dag.test(run_conf={"start": None, "end": None, "dry_run": False, **(conf or {})})
+        finally:
+            for task in dag.tasks:
+                task.retries = retries[task.task_id]
         return str(getattr(run.state, "value", run.state))
 
     def engine(self, conn_id: str) -> sa.Engine:

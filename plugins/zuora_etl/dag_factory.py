@@ -4,6 +4,7 @@ mark) -> advance -> summarize."""
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,7 +19,7 @@ from .operators.load import ZuoraSinkOperator
 from .operators.mark import ZuoraMarkTransferredOperator
 from .pipeline import transform
 from .planning import plan_run, should_advance
-from .staging import remove_tree, run_dir, staging_root
+from .staging import remove_tree, run_dir, staging_root, sweep_stale_runs
 from .state import StateStore
 from .windows import hwm_variable, parse_instant
 
@@ -207,7 +208,11 @@ def summarize_run(family: Family, ctx: Any, run_plan: dict | None) -> list[dict]
         )  # fmt: skip
     if failed:
         raise RuntimeError(f"{family.dag_id}: {', '.join(failed)} did not complete; staging kept for the retry")
-    remove_tree(run_dir(staging_root(), family.family, run_id))
+    root = staging_root()
+    remove_tree(run_dir(root, family.family, run_id))
+    swept = sweep_stale_runs(run_dir(root, family.family, run_id).parent, time.time())
+    if swept:
+        log.info("Removed the staging of %d earlier failed runs: %s", len(swept), ", ".join(swept))
     return rows
 
 

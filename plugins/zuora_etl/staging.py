@@ -112,3 +112,44 @@ def read_frames(uris: Iterable[str]) -> Iterator[pd.DataFrame]:
 def remove_tree(path: ObjectStoragePath) -> None:
     if path.exists():
         path.rmdir(recursive=True)
+
+
+# A failed run keeps its staging for its retries and for inspection; a later successful run of the
+# family removes what is older than this. A week covers a weekend of unattended failures.
+STAGING_RETENTION_S = 7 * 86400
+
+
+def _modified(info: dict) -> float | None:
+    """A file's modification time from any fsspec backend (local mtime, S3 LastModified, GCS updated)."""
+    value = info.get("mtime") or info.get("LastModified") or info.get("updated") or info.get("created")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if hasattr(value, "timestamp"):
+        return value.timestamp()
+    if isinstance(value, str):
+        from .windows import parse_instant
+
+        try:
+            return parse_instant(value).timestamp()
+        except ValueError:
+            return None
+    return None
+
+
+def sweep_stale_runs(family_dir: ObjectStoragePath, now: float, keep_s: float = STAGING_RETENTION_S) -> list[str]:
+    """Remove run folders under a family's staging whose newest file is older than `keep_s`.
+    A folder whose age cannot be told is kept."""
+    removed: list[str] = []
+    if not family_dir.exists():
+        return removed
+    for run in family_dir.iterdir():
+        if not run.is_dir():
+            continue
+        files = run.fs.find(run.path, detail=True).values()
+        stamps = [_modified(info) for info in files]
+        if any(s is None for s in stamps):
+            continue
+        if not stamps or max(stamps) < now - keep_s:
+            remove_tree(run)
+            removed.append(run.name)
+    return removed

@@ -3,6 +3,9 @@ converges to exactly Zuora's data without writing any record version twice."""
 
 from __future__ import annotations
 
+import os
+import time
+
 from zuora_etl import staging
 from zuora_etl.sinks.sql import SqlSink
 
@@ -29,8 +32,17 @@ def test_crash_in_the_middle_of_a_load_then_rerun(env, monkeypatch):
     partial = [r for r in ledger_rows(env) if r["object"] == "invoice_items" and r["outcome"] == "loaded"]
     assert len(partial) == 1000, "two parts of 500 had committed before the crash"
 
+    kept = [p for p in (env.data_dir / "staging" / "crm_invoices").iterdir()]
+    assert len(kept) == 1, "a failed run keeps its staging for its retries"
+    week_ago = time.time() - 8 * 86400
+    for path in kept[0].rglob("*"):
+        os.utime(path, (week_ago, week_ago))
+
     monkeypatch.setattr(SqlSink, "upsert", real_upsert)
     assert env.run("zuora_crm_invoices") == "success"
+    assert not (env.data_dir / "staging" / "crm_invoices").exists() or not any(
+        (env.data_dir / "staging" / "crm_invoices").iterdir()
+    ), "the successful rerun removes its own staging and the stale staging of the failed run"
     assert_family_matches(env, "crm_invoices")
     assert env.watermark("crm_invoices", "invoice_items") is not None
     assert_no_version_written_twice(ledger_rows(env))

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import os
+import time
+
+from airflow.sdk import ObjectStoragePath
+from zuora_etl.staging import PART_ROWS, PartWriter, read_frame, sweep_stale_runs
+
+
+def test_parts_keep_every_field_as_text_and_accept_another_casing(tmp_path):
+    writer = PartWriter(ObjectStoragePath(f"file://{tmp_path}"), "raw", ["id", "amount", "autoPay", "CRMAccountId__c"])
+    writer.add([{"id": "a", "amount": 1.5, "autoPay": True, "crmAccountId__c": "001"}, {"id": "b"}])
+    writer.flush()
+    frame = read_frame(writer.parts[0])
+    assert frame.astype(object).where(frame.notna(), None).to_dict("records") == [
+        {"id": "a", "amount": "1.5", "autoPay": "true", "CRMAccountId__c": "001"},
+        {"id": "b", "amount": None, "autoPay": None, "CRMAccountId__c": None},
+    ]
+
+
+def test_parts_are_bounded_in_rows(tmp_path):
+    writer = PartWriter(ObjectStoragePath(f"file://{tmp_path}"), "raw", ["id"])
+    writer.add({"id": str(i)} for i in range(PART_ROWS * 2 + 5))
+    writer.flush()
+    assert len(writer.parts) == 3 and writer.rows == PART_ROWS * 2 + 5
+
+
+def test_sweep_removes_only_runs_older_than_the_retention(tmp_path):
+    family = tmp_path / "crm_invoices"
+    for run, age_days in [("old_failed_run", 9), ("recent_failed_run", 2)]:
+        part = family / run / "invoices" / "raw-00000.parquet"
+        part.parent.mkdir(parents=True)
+        part.write_bytes(b"x")
+        stamp = time.time() - age_days * 86400
+        os.utime(part, (stamp, stamp))
+    removed = sweep_stale_runs(ObjectStoragePath(f"file://{family}"), time.time())
+    assert removed == ["old_failed_run"]
+    assert sorted(p.name for p in family.iterdir()) == ["recent_failed_run"]
