@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from airflow.sdk import ObjectStoragePath
 
 from .catalog import ZuoraObject
-from .hooks.zuora import MAX_PAGE_SIZE, ZuoraApiError, ZuoraHook
+from .hooks.zuora import ZuoraApiError, ZuoraHook
 from .mapping import Mapping, apply_mapping
 from .sinks import Sink
 from .staging import PartWriter, read_frame, read_frames, write_frame
@@ -36,6 +36,18 @@ def _newer(a: str | None, b: str | None) -> str | None:
     return a if parse_instant(a) >= parse_instant(b) else b
 
 
+def _stream(hook: ZuoraHook, obj: ZuoraObject, fields: list[str], filters: list[str], writer: PartWriter) -> dict:
+    """Every page of one query, oldest first, into the writer's parts; memory holds one part at most."""
+    params = [("sort[]", "updatedDate.ASC"), ("fields[]", ",".join(fields))] + [("filter[]", f) for f in filters]
+    pages, max_updated = 0, None
+    for page in hook.paginate(obj.endpoint, params):
+        pages += 1
+        writer.add(page)
+        for rec in page[-1:]:  # sorted ascending: the page's last record is its newest
+            max_updated = _newer(max_updated, rec.get("updatedDate"))
+    return {"pages": pages, "max_updated": max_updated}
+
+
 def extract_pages(
     hook: ZuoraHook,
     obj: ZuoraObject,
@@ -44,19 +56,11 @@ def extract_pages(
     directory: ObjectStoragePath,
     prefix: str,
 ) -> dict:
-    """Stream every page of one query into Parquet parts; memory holds one part at most."""
-    hook.get_conn()
-    params = [("pageSize", str(min(hook.page_size, MAX_PAGE_SIZE))), ("sort[]", "updatedDate.ASC"),
-              ("fields[]", ",".join(fields))] + [("filter[]", f) for f in filters]  # fmt: skip
+    """One query (a window slice and the family's filters) into Parquet parts."""
     writer = PartWriter(directory, prefix, fields)
-    pages, max_updated = 0, None
-    for page in hook.paginate(obj.endpoint, params):
-        pages += 1
-        writer.add(page)
-        for rec in page[-1:]:  # sorted ascending: the page's last record is its newest
-            max_updated = _newer(max_updated, rec.get("updatedDate"))
+    streamed = _stream(hook, obj, fields, filters, writer)
     writer.flush()
-    return {"parts": writer.parts, "rows": writer.rows, "pages": pages, "max_updated": max_updated}
+    return {"parts": writer.parts, "rows": writer.rows, **streamed}
 
 
 def merge(manifests: list[dict]) -> dict:
@@ -107,14 +111,10 @@ def extract_ids(
     pages, max_updated = 0, None
     unique = list(dict.fromkeys(i for i in ids if i))
     for start in range(0, len(unique), IN_CHUNK):
-        chunk = unique[start : start + IN_CHUNK]
-        params = [("pageSize", str(MAX_PAGE_SIZE)), ("sort[]", "updatedDate.ASC"), ("fields[]", ",".join(fields)),
-                  ("filter[]", f"{key}.IN:[{','.join(chunk)}]")] + [("filter[]", f) for f in filters]  # fmt: skip
-        for page in hook.paginate(obj.endpoint, params):
-            pages += 1
-            writer.add(page)
-            for rec in page:
-                max_updated = _newer(max_updated, rec.get("updatedDate"))
+        chunk_filter = f"{key}.IN:[{','.join(unique[start : start + IN_CHUNK])}]"
+        streamed = _stream(hook, obj, fields, [chunk_filter, *filters], writer)
+        pages += streamed["pages"]
+        max_updated = _newer(max_updated, streamed["max_updated"])
     writer.flush()
     return {"parts": writer.parts, "rows": writer.rows, "pages": pages, "max_updated": max_updated,
             "api_calls": hook.api_calls}  # fmt: skip

@@ -230,7 +230,11 @@ class ZuoraHook(BaseHook):
 
     # ---------- Object Query ----------
     def paginate(self, endpoint: str, params: list[tuple[str, str]]) -> Iterator[list[dict]]:
-        """Pages of `GET /object-query/{endpoint}`, following `nextPage` until it ends or repeats."""
+        """Pages of `GET /object-query/{endpoint}`, following `nextPage` until it ends or repeats.
+        Without a `pageSize` in `params`, the connection's (default 99) is used."""
+        self.get_conn()
+        if not any(k == "pageSize" for k, _ in params):
+            params = [("pageSize", str(self.page_size)), *params]  # the connection's, at most 99
         seen: set[str] = set()
         cursor: str | None = None
         while True:

@@ -44,13 +44,8 @@ class Sink(ABC):
 
 
 def records(frame: pd.DataFrame) -> list[dict]:
-    """Plain Python rows: None for every missing value, no numpy scalars (DB drivers refuse them)."""
-    columns = []
-    for name in frame.columns:
-        col = frame[name]
-        values = col.astype(object).where(col.notna(), None).tolist()
-        if values and hasattr(next((v for v in values if v is not None), None), "item"):
-            values = [v.item() if v is not None and hasattr(v, "item") else v for v in values]
-        columns.append(values)
+    """Plain Python rows with None for every missing value: an object column's `tolist()` gives
+    Python scalars (float, int, bool, date, Timestamp), never the numpy ones DB drivers refuse."""
+    columns = [frame[name].astype(object).where(frame[name].notna(), None).tolist() for name in frame.columns]
     names = list(frame.columns)
     return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
