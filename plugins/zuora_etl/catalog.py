@@ -1,13 +1,23 @@
-"""The Zuora objects in scope: Object Query endpoint, the fields worth syncing and their types.
+"""The Zuora objects in scope: Object Query endpoint, fields and their types, relations.
 
-This is *what* can be extracted; families choose among these objects and mappings choose among
-these fields. Types drive staging (every field is staged as text) and mapping validation.
+Fields and types come from `include/zuora_catalog.json`, generated from Zuora's official SDK by
+`scripts/generate_zuora_catalog.py` (never typed by hand: a hand-typed list once agreed with our
+emulator and not with Zuora). What is ours is behaviour: which objects refuse a request without a
+filter, and how a document is flagged transferred to accounting.
+
+This is *what* can be extracted; families choose among these objects and mappings among their
+fields. Types drive mapping validation (every field is staged as text).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from functools import cache
 
+from . import INCLUDE_DIR
+
+CATALOG_PATH = INCLUDE_DIR / "zuora_catalog.json"
 STRING, INTEGER, NUMBER, DECIMAL, BOOLEAN, DATE, DATETIME = (
     "string",
     "integer",
@@ -17,94 +27,73 @@ STRING, INTEGER, NUMBER, DECIMAL, BOOLEAN, DATE, DATETIME = (
     "date",
     "datetime",
 )
-_S, _I, _M, _B, _D, _T = STRING, INTEGER, DECIMAL, BOOLEAN, DATE, DATETIME
+# Which Zuora field types a mapping column of each type can hold without loss. A `date` column on
+# a datetime field (invoices.postedDate) would quarantine every record that has one.
+HOLDS: dict[str, frozenset[str]] = {
+    STRING: frozenset({STRING, DATETIME, DATE, INTEGER, NUMBER, BOOLEAN}),
+    DATETIME: frozenset({DATETIME}),
+    DATE: frozenset({DATE}),
+    INTEGER: frozenset({INTEGER}),
+    NUMBER: frozenset({INTEGER, NUMBER}),
+    DECIMAL: frozenset({INTEGER, NUMBER}),
+    BOOLEAN: frozenset({BOOLEAN}),
+}
+# Zuora's custom fields end in __c; they are tenant configuration, absent from the SDK.
+CUSTOM_SUFFIX = "__c"
+
+# Behaviour per object, from ../shared/ZUORA_API.md: objects that refuse a request without any
+# filter[], and how each document type is flagged TransferredToAccounting.
+FILTER_REQUIRED = {"invoice_items", "rate_plan_charges", "rate_plan_charge_tiers"}
+ACTION_TYPES = {"invoices": "Invoice", "payments": "Payment", "refunds": "Refund"}  # POST /v1/action/update
+MEMO_PATHS = {"credit_memos": "credit-memos", "debit_memos": "debit-memos"}  # PUT /v1/{path}/{id}
 
 
 @dataclass(frozen=True)
 class ZuoraObject:
     name: str  # snake_case, as in DAG lists, Variables and default table names
     endpoint: str  # kebab-case, as in /object-query/{endpoint}
+    model: str  # the SDK model, e.g. ExpandedInvoice
     fields: dict[str, str]  # Zuora field name -> type
+    relations: dict[str, str]  # expand[] names -> SDK model; not fields
     filter_required: bool = False  # Zuora refuses a request without any filter[]
     action_type: str | None = None  # POST /v1/action/update type, for TransferredToAccounting
     memo_path: str | None = None  # PUT /v1/{memo_path}/{id}, for memos' transferredToAccounting
 
+    def field(self, name: str) -> str | None:
+        """The catalog's spelling of a field (Zuora's names are case-insensitive), or None."""
+        return self._lower().get(name.lower())
 
-def _obj(name: str, fields: dict[str, str], **kw) -> ZuoraObject:
-    base = {"id": _S, "createdDate": _T, "updatedDate": _T}
-    return ZuoraObject(name=name, endpoint=name.replace("_", "-"), fields={**base, **fields}, **kw)
+    def relation(self, name: str) -> str | None:
+        return next((r for r in self.relations if r.lower() == name.lower()), None)
+
+    def _lower(self) -> dict[str, str]:
+        return {f.lower(): f for f in self.fields}
 
 
-_MEMO = {
-    "accountId": _S, "invoiceId": _S, "memoNumber": _S, "status": _S, "memoDate": _D, "currency": _S,
-    "totalAmount": _M, "taxAmount": _M, "balance": _M, "reasonCode": _S, "transferredToAccounting": _S,
-}  # fmt: skip
-_MEMO_ITEM = {
-    "invoiceItemId": _S, "chargeName": _S, "sku": _S, "unitOfMeasure": _S, "amount": _M, "taxAmount": _M,
-    "unitPrice": _M, "quantity": _M, "serviceStartDate": _D, "serviceEndDate": _D,
-}  # fmt: skip
+def is_custom(field: str) -> bool:
+    return field.lower().endswith(CUSTOM_SUFFIX)
 
-OBJECTS: dict[str, ZuoraObject] = {
-    o.name: o
-    for o in [
-        _obj("accounts", {
-            "accountNumber": _S, "name": _S, "status": _S, "currency": _S, "billCycleDay": _I, "paymentTerm": _S,
-            "autoPay": _B, "batch": _S, "balance": _M, "creditBalance": _M, "mrr": _M, "lastInvoiceDate": _D,
-            "parentId": _S, "billToId": _S, "soldToId": _S, "crmAccountId__c": _S, "erpAccountId__c": _S,
-        }),
-        _obj("contacts", {
-            "accountId": _S, "firstName": _S, "lastName": _S, "workEmail": _S, "city": _S, "state": _S,
-            "country": _S,
-        }),
-        _obj("subscriptions", {
-            "accountId": _S, "invoiceOwnerId": _S, "originalId": _S, "name": _S, "status": _S, "version": _I,
-            "termType": _S, "termStartDate": _D, "termEndDate": _D, "autoRenew": _B, "cMRR": _M,
-        }),
-        _obj("rate_plans", {"subscriptionId": _S, "name": _S, "productRatePlanId": _S}),
-        _obj("rate_plan_charges", {
-            "ratePlanId": _S, "subscriptionId": _S, "name": _S, "chargeNumber": _S, "chargeType": _S,
-            "chargeModel": _S, "billingPeriod": _S, "effectiveStartDate": _D, "effectiveEndDate": _D,
-            "chargedThroughDate": _D, "mRR": _M, "tCV": _M, "price": _M, "quantity": _M, "uOM": _S,
-            "accountingCode": _S,
-        }, filter_required=True),
-        _obj("rate_plan_charge_tiers", {
-            "ratePlanChargeId": _S, "tier": _I, "startingUnit": _M, "endingUnit": _M, "price": _M,
-            "priceFormat": _S,
-        }, filter_required=True),
-        _obj("orders", {
-            "orderNumber": _S, "orderDate": _D, "status": _S, "existingAccountId": _S, "description": _S,
-        }),
-        _obj("order_actions", {"orderId": _S, "subscriptionId": _S, "type": _S, "sequence": _I}),
-        _obj("order_line_items", {
-            "orderId": _S, "itemNumber": _S, "itemName": _S, "itemState": _S, "itemType": _S, "amount": _M,
-            "quantity": _M, "listPrice": _M, "billTo": _S,
-        }),
-        _obj("invoices", {
-            "accountId": _S, "billToContactId": _S, "invoiceNumber": _S, "status": _S, "invoiceDate": _D,
-            "dueDate": _D, "postedDate": _D, "currency": _S, "amount": _M, "amountWithoutTax": _M,
-            "taxAmount": _M, "balance": _M, "paymentAmount": _M, "creditMemoAmount": _M, "refundAmount": _M,
-            "transferredToAccounting": _S,
-        }, action_type="Invoice"),
-        _obj("invoice_items", {
-            "invoiceId": _S, "accountId": _S, "subscriptionId": _S, "ratePlanChargeId": _S, "chargeName": _S,
-            "sKU": _S, "uOM": _S, "chargeAmount": _M, "taxAmount": _M, "unitPrice": _M, "quantity": _M,
-            "balance": _M, "serviceStartDate": _D, "serviceEndDate": _D, "accountingCode": _S,
-        }, filter_required=True),
-        _obj("payments", {
-            "accountId": _S, "paymentNumber": _S, "status": _S, "effectiveDate": _D, "currency": _S, "type": _S,
-            "amount": _M, "appliedAmount": _M, "unappliedAmount": _M, "refundAmount": _M,
-            "transferredToAccounting": _S,
-        }, action_type="Payment"),
-        _obj("refunds", {
-            "accountId": _S, "paymentId": _S, "refundNumber": _S, "status": _S, "refundDate": _D, "type": _S,
-            "reasonCode": _S, "amount": _M, "transferredToAccounting": _S,
-        }, action_type="Refund"),
-        _obj("credit_memos", _MEMO, memo_path="credit-memos"),
-        _obj("credit_memo_items", {"creditMemoId": _S, **_MEMO_ITEM}),
-        _obj("debit_memos", _MEMO, memo_path="debit-memos"),
-        _obj("debit_memo_items", {"debitMemoId": _S, **_MEMO_ITEM}),
-    ]
-}  # fmt: skip
+
+@cache
+def _load() -> dict[str, ZuoraObject]:
+    catalog = json.loads(CATALOG_PATH.read_text(encoding="utf-8"))
+    objects = {}
+    for endpoint, spec in catalog["objects"].items():
+        name = endpoint.replace("-", "_")
+        objects[name] = ZuoraObject(
+            name=name,
+            endpoint=endpoint,
+            model=spec["model"],
+            fields=dict(spec["fields"]),
+            relations=dict(spec["relations"]),
+            filter_required=name in FILTER_REQUIRED,
+            action_type=ACTION_TYPES.get(name),
+            memo_path=MEMO_PATHS.get(name),
+        )
+    return objects
+
+
+OBJECTS: dict[str, ZuoraObject] = _load()
 
 
 def get_object(name: str) -> ZuoraObject:

@@ -10,11 +10,10 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from . import INCLUDE_DIR
 from .catalog import OBJECTS, get_object
+from .settings import SYSTEMIC_REJECT_MIN_ROWS, SYSTEMIC_REJECT_RATIO, include_dir
 from .windows import DEFAULT_OVERLAP_S, DEFAULT_SETTLE_S
 
-FAMILIES_DIR = INCLUDE_DIR / "families"
 FILTER_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*\.(EQ|NE|LT|GT|LE|GE|SW|IN):.+$")
 SINK_CONNECTIONS = {"crm": "zuora_crm_sink", "erp": "zuora_erp_sink"}
 
@@ -72,6 +71,8 @@ class Family(BaseModel):
     settle_seconds: int = DEFAULT_SETTLE_S
     overlap_seconds: int = DEFAULT_OVERLAP_S
     slices: int = Field(default=1, ge=1, le=16)
+    systemic_reject_ratio: float = Field(default=SYSTEMIC_REJECT_RATIO, gt=0, le=1)
+    systemic_reject_min_rows: int = Field(default=SYSTEMIC_REJECT_MIN_ROWS, ge=1)
     objects: list[FamilyObject]
 
     @model_validator(mode="after")
@@ -94,6 +95,13 @@ class Family(BaseModel):
     def sink(self) -> str:
         return self.sink_conn_id or SINK_CONNECTIONS[self.target]
 
+    def scope(self, name: str) -> str:
+        """Which records of `name` this family loads, in words: two families may share a target
+        table only when they load the same records."""
+        o = self.get(name)
+        text = f"{o.name} where {' and '.join(sorted(o.filters))}" if o.filters else f"every {o.name}"
+        return f"{text} of {self.scope(o.parent.object)}" if o.parent else text
+
     def get(self, name: str) -> FamilyObject:
         for o in self.objects:
             if o.name == name:
@@ -101,15 +109,22 @@ class Family(BaseModel):
         raise KeyError(f"{name} is not an object of family {self.family}")
 
 
+def families_dir() -> Path:
+    return include_dir() / "families"
+
+
 def load_family(path: Path) -> Family:
     try:
         return Family.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        raise ValueError(f"no family file {path}") from None
     except Exception as exc:
-        raise ValueError(f"{path.name}: {exc}") from exc
+        raise ValueError(f"{path}: {exc}") from exc
 
 
 @cache
-def load_families(directory: Path = FAMILIES_DIR) -> tuple[Family, ...]:
+def load_families(directory: Path | None = None) -> tuple[Family, ...]:
+    directory = directory or families_dir()
     families = tuple(load_family(p) for p in sorted(directory.glob("*.yaml")))
     ids = [f.family for f in families]
     if len(set(ids)) != len(ids):
@@ -117,7 +132,15 @@ def load_families(directory: Path = FAMILIES_DIR) -> tuple[Family, ...]:
     return families
 
 
-def get_family(name: str, directory: Path = FAMILIES_DIR) -> Family:
+def get_family(name: str, directory: Path | None = None) -> Family:
+    """A family by name or DAG id, read from its own file (`<family>.yaml`) when there is one, so
+    that one broken family file does not stop the others."""
+    directory = directory or families_dir()
+    own = directory / f"{name.removeprefix('zuora_')}.yaml"
+    if own.exists():
+        family = load_family(own)
+        if name in (family.family, family.dag_id):
+            return family
     for f in load_families(directory):
         if f.family == name or f.dag_id == name:
             return f

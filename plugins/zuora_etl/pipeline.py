@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypedDict
 
 from airflow.sdk import ObjectStoragePath
 
 from .catalog import ZuoraObject
 from .hooks.zuora import ZuoraApiError, ZuoraHook
-from .mapping import Mapping, apply_mapping
+from .mapping import CARRY_PREFIX, Mapping, apply_mapping
 from .sinks import Sink
 from .staging import PartWriter, read_frame, read_frames, write_frame
-from .state import StateStore
+from .state import PENDING, StateStore
 from .windows import Window, parse_instant
 
 log = logging.getLogger(__name__)
@@ -24,6 +26,14 @@ log = logging.getLogger(__name__)
 # Ids per `id.IN:[...]` request: 40 ids of 32 characters keep the URL near 1.5 kB, far from any
 # proxy's limit, while a page of 99 still fits the answer of 40 parents' items in most tenants.
 IN_CHUNK = 40
+
+
+class HeldParents(TypedDict):
+    """A parent's records that did not land, for holding back their children (an XCom value)."""
+
+    object: str  # the parent object, e.g. invoices
+    key: str  # the child's field naming its parent, e.g. invoiceId
+    ids: list[str]  # parent ids that did not land (quarantined, refused, held)
 
 
 def extraction_fields(mapping: Mapping, extra: list[str] = ()) -> list[str]:
@@ -40,7 +50,7 @@ def _stream(hook: ZuoraHook, obj: ZuoraObject, fields: list[str], filters: list[
     """Every page of one query, oldest first, into the writer's parts; memory holds one part at most."""
     params = [("sort[]", "updatedDate.ASC"), ("fields[]", ",".join(fields))] + [("filter[]", f) for f in filters]
     pages, max_updated = 0, None
-    for page in hook.paginate(obj.endpoint, params):
+    for page in hook.paginate(obj.endpoint, params, require=("id", "updatedDate")):
         pages += 1
         writer.add(page)
         for rec in page[-1:]:  # sorted ascending: the page's last record is its newest
@@ -128,13 +138,16 @@ def read_ids(parts: list[str], column: str = "id") -> list[str]:
     return ids
 
 
-def transform(mapping: Mapping, manifest: dict, directory: ObjectStoragePath) -> dict:
-    """Apply the mapping part by part; write transformed parts and one quarantine part per raw part."""
+def transform(mapping: Mapping, manifest: dict, directory: ObjectStoragePath, carry: tuple[str, ...] = ()) -> dict:
+    """Apply the mapping part by part; write transformed parts and one quarantine part per raw part.
+    Counts, per Zuora field, the records that failed it (`column_failures`, with a sample reason)."""
     started = time.monotonic()
     out = {**manifest, "parts": [], "raw_parts": manifest["parts"], "quarantine_parts": [], "rows_in": 0,
-           "rows_out": 0, "quarantined": 0}  # fmt: skip
+           "rows_out": 0, "quarantined": 0, "column_failures": {}}  # fmt: skip
+    failures: Counter[str] = Counter()
+    samples: dict[str, str] = {}
     for i, frame in enumerate(read_frames(manifest["parts"])):
-        good, bad = apply_mapping(mapping, frame)
+        good, bad = apply_mapping(mapping, frame, carry)
         out["rows_in"] += len(frame)
         if len(good):
             out["parts"].append(write_frame(directory / f"mapped-{i:05d}.parquet", good))
@@ -142,10 +155,44 @@ def transform(mapping: Mapping, manifest: dict, directory: ObjectStoragePath) ->
         if len(bad):
             out["quarantine_parts"].append(write_frame(directory / f"quarantine-{i:05d}.parquet", bad))
             out["quarantined"] += len(bad)
+            for columns, reason in zip(bad["columns"], bad["reason"], strict=True):
+                for column in str(columns).split(","):
+                    failures[column] += 1
+                    samples.setdefault(column, reason)
+    out["column_failures"] = {c: {"records": n, "sample": samples[c][:300]} for c, n in failures.most_common()}
     out["transform_seconds"] = round(time.monotonic() - started, 3)
     if out["quarantined"]:
         log.warning("%s: %d of %d records quarantined", mapping.object, out["quarantined"], out["rows_in"])
     return out
+
+
+def systemic_failure(result: dict, ratio: float, min_rows: int) -> str | None:
+    """Why an object's records fail as a whole (one field failing at least `ratio` of them, and
+    at least `min_rows`), or None when failures, if any, are record by record."""
+    rows = result.get("rows_in", 0)
+    for column, failed in result.get("column_failures", {}).items():
+        if failed["records"] >= min_rows and failed["records"] >= ratio * rows:
+            return (
+                f"{failed['records']} of {rows} {result.get('object')} records fail on {column} "
+                f"(e.g. {failed['sample']}): the mapping or Zuora's data changed; fix the mapping, then rerun. "
+                "Nothing of this object was loaded and no watermark moved."
+            )
+    return None
+
+
+def settle_pending(sink: Sink, mapping: Mapping, state: StateStore, family: str) -> int:
+    """Ledger rows a dead worker left `pending`: `loaded` where the target holds that version (it
+    committed before the worker died), else `aborted` (this or a later run loads it again)."""
+    pending = state.pending(family, mapping.object)
+    if not pending:
+        return 0
+    held = sink.updated_dates(mapping, list({rid for _, rid, _ in pending}))
+    committed = [seq for seq, rid, upd in pending if rid in held and (upd is None or held[rid] >= upd)]
+    state.set_outcome(committed, "loaded")
+    state.set_outcome([seq for seq, _, _ in pending if seq not in set(committed)], "aborted")
+    log.warning("%s: settled %d pending ledger rows of a worker that died (%d had committed)",
+                mapping.object, len(pending), len(committed))  # fmt: skip
+    return len(committed)
 
 
 def load(
@@ -157,37 +204,77 @@ def load(
     family: str,
     *,
     force: bool = False,
+    held_parents: HeldParents | None = None,
 ) -> dict:
-    """Upsert the transformed parts; ledger every record; dead-letter what did not land."""
+    """Upsert the transformed parts; ledger every record; dead-letter what did not land.
+
+    Records whose parent did not land (`held_parents`: the parent's failed ids and the carried
+    field naming the parent) are held back with it. Open dead letters of records that land now are
+    resolved, and so are those Zuora no longer has (`gone_ids` of the extraction)."""
     started = time.monotonic()
     obj = mapping.object
     sink.prepare(mapping)
-    loaded = unchanged = rejected = 0
+    settle_pending(sink, mapping, state, family)
+    open_letters = set(state.open_dead_letter_ids(family, obj))
+    loaded = unchanged = rejected = held = resolved = 0
     failed_ids: list[str] = []
     for frame in read_frames(manifest.get("quarantine_parts", [])):
-        items = [(None if r != r else r, reason, payload) for r, reason, payload in frame.itertuples(index=False)]
+        items = [(None if r != r else r, reason, payload) for r, reason, payload in
+                 frame[["record_id", "reason", "payload"]].itertuples(index=False)]  # fmt: skip
         state.dead_letter(run_id, family, obj, "transform", items)
         state.record_outcomes(run_id, family, obj, "quarantined", [(r, None) for r, _, _ in items])
         failed_ids += [r for r, _, _ in items if r]
     for frame in read_frames(manifest["parts"]):
-        outcome = sink.upsert(mapping, frame, force=force)
+        if held_parents and held_parents["ids"]:
+            parent_ids = frame[CARRY_PREFIX + held_parents["key"]]
+            waiting = frame[parent_ids.isin(set(held_parents["ids"]))]
+            if len(waiting):
+                frame = frame.drop(waiting.index)
+                _hold(state, run_id, family, obj, mapping, waiting, held_parents)
+                failed_ids += list(waiting[mapping.key])
+                held += len(waiting)
         updated = dict(zip(frame[mapping.key], frame["updated_date"], strict=True))
-        state.record_outcomes(run_id, family, obj, "loaded", [(k, updated[k]) for k in outcome.written])
-        state.record_outcomes(run_id, family, obj, "unchanged", [(k, updated[k]) for k in outcome.unchanged])
+        # Written ahead: a worker that dies after the target commits leaves these pending rows
+        # behind, and the next load settles them against the target.
+        state.record_outcomes(run_id, family, obj, PENDING, updated.items())
+        outcome = sink.upsert(mapping, frame, force=force)
+        state.settle(run_id, family, obj, {"unchanged": outcome.unchanged,
+                                           "rejected": [k for k, _ in outcome.rejected]}, rest="loaded")  # fmt: skip
         if outcome.rejected:
-            raw = frame.set_index(mapping.key)
+            raw = frame.set_index(mapping.key)[[c for c in frame.columns if not c.startswith(CARRY_PREFIX)]]
             state.dead_letter(run_id, family, obj, "load", [
                 (k, reason, raw.loc[k].to_json(date_format="iso", force_ascii=False)) for k, reason in outcome.rejected
             ])  # fmt: skip
-            state.record_outcomes(run_id, family, obj, "rejected", [(k, updated[k]) for k, _ in outcome.rejected])
             failed_ids += [k for k, _ in outcome.rejected]
+        if open_letters:
+            landed = [k for k in (*outcome.written, *outcome.unchanged) if k in open_letters]
+            resolved += state.resolve_dead_letters(family, obj, landed, "loaded")
         loaded += len(outcome.written)
         unchanged += len(outcome.unchanged)
         rejected += len(outcome.rejected)
+    gone = [i for i in manifest.get("gone_ids", []) if i in open_letters]
+    resolved += state.resolve_dead_letters(family, obj, gone, "gone") if gone else 0
     if rejected:
         log.warning("%s: %d records refused by the target (see zuora_etl_dead_letters)", obj, rejected)
-    return {**manifest, "loaded": loaded, "unchanged": unchanged, "rejected": rejected, "failed_ids": failed_ids,
+    if held:
+        log.warning("%s: %d records held back with their %s that did not land", obj, held, held_parents["object"])
+    if resolved:
+        log.info("%s: %d dead letters resolved (%d gone from Zuora)", obj, resolved, len(gone))
+    return {**manifest, "loaded": loaded, "unchanged": unchanged, "rejected": rejected, "held": held,
+            "resolved": resolved, "failed_ids": failed_ids,
             "load_seconds": round(time.monotonic() - started, 3)}  # fmt: skip
+
+
+def _hold(
+    state: StateStore, run_id: str, family: str, obj: str, mapping: Mapping, rows, held_parents: HeldParents
+) -> None:
+    parent, key = held_parents["object"], held_parents["key"]
+    letters = [
+        (rid, f"held back: its {parent} {pid} did not land ({key})", None)
+        for rid, pid in zip(rows[mapping.key], rows[CARRY_PREFIX + key], strict=True)
+    ]
+    state.dead_letter(run_id, family, obj, "held", letters)
+    state.record_outcomes(run_id, family, obj, "held", zip(rows[mapping.key], rows["updated_date"], strict=True))
 
 
 def mark_transferred(hook: ZuoraHook, obj: ZuoraObject, manifest: dict) -> tuple[list[str], list[tuple[str, str]]]:

@@ -57,3 +57,18 @@ def plan_run(
 
 def should_advance(plan: dict) -> bool:
     return plan["mode"] == "sync"
+
+
+def next_watermark(current: str | None, newest: str | None, windows: list[dict]) -> str | None:
+    """Where an object's watermark moves after a committed load: to the newest updatedDate read,
+    but never past the end of the window that was read (a record stamped in the future, 2099 from
+    a misconfigured source, must not make every later window empty) and never backwards."""
+    if not newest:
+        return current
+    target, value = newest, parse_instant(newest)
+    ends = [parse_instant(w["hi"]) for w in windows]
+    if ends and value > max(ends):
+        target, value = max(ends).isoformat(), max(ends)
+    if current is not None and value <= parse_instant(current):
+        return current
+    return target

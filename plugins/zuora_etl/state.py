@@ -2,9 +2,14 @@
 
 - `zuora_etl_runs`: one row per run and object (window, counts, API calls, duration, status).
 - `zuora_etl_ledger`: one row per record per run and its outcome (loaded, unchanged, quarantined,
-  rejected), so that anyone can answer "when did this invoice reach the ERP, and from which run?".
+  rejected, held), so that anyone can answer "when did this invoice reach the ERP, and from which
+  run?". A load writes its rows as `pending` *before* it commits to the target and settles them
+  after, so a worker that dies between the two leaves `pending` rows that the next load settles
+  against the target: every committed row has its ledger entry.
 - `zuora_etl_dead_letters`: every record that did not land, with the stage, the reason and the
-  record itself, for replay.
+  record itself. One open letter per record: every later run of the family reads the record from
+  Zuora again and tries it, until it lands (`resolved_at`, resolution `loaded`) or Zuora no longer
+  has it under the family's filters (resolution `gone`).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from .db import create_tables, engine_for
+from .db import add_missing_columns, create_tables, engine_for
 
 STATE_CONN_ID = "zuora_etl_state"
 metadata = sa.MetaData()
@@ -64,6 +69,7 @@ ledger = sa.Table(
     sa.Column("at", sa.DateTime, nullable=False),
     sa.Index("zuora_etl_ledger_record", "family", "object", "record_id"),
     sa.Index("zuora_etl_ledger_run", "run_id"),
+    sa.Index("zuora_etl_ledger_outcome", "outcome", "family", "object"),  # pending rows, settled per part
 )
 
 dead_letters = sa.Table(
@@ -74,22 +80,34 @@ dead_letters = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("payload", sa.Text),
     sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("attempts", sa.Integer),  # runs that tried the record and failed again
+    sa.Column("last_run_id", sa.String(250)),
     sa.Column("resolved_at", sa.DateTime),
+    sa.Column("resolution", sa.String(16)),  # loaded, gone
     sa.Index("zuora_etl_dead_letters_open", "family", "object", "resolved_at"),
 )
 
 LEDGER_CHUNK = 5_000  # rows per insert: large enough to be cheap, small enough for any driver
+IN_CHUNK = 900  # ids per IN (...) list: under SQLite's oldest bound-parameter limit of 999
+PENDING = "pending"
 
 
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def _chunks(values: list, size: int = IN_CHUNK) -> Iterable[list]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
 class StateStore:
     def __init__(self, conn_id: str = STATE_CONN_ID, engine: sa.Engine | None = None) -> None:
         self.engine = engine or engine_for(conn_id)
         create_tables(self.engine, *metadata.sorted_tables)
+        add_missing_columns(self.engine, dead_letters)  # state databases made before a column existed
 
+    # ---------- ledger ----------
     def record_outcomes(
         self, run_id: str, family: str, obj: str, outcome: str, items: Iterable[tuple[str, datetime | None]]
     ) -> int:
@@ -100,24 +118,98 @@ class StateStore:
             for rid, upd in items
         ]  # fmt: skip
         with self.engine.begin() as conn:
-            for start in range(0, len(rows), LEDGER_CHUNK):
-                conn.execute(ledger.insert(), rows[start : start + LEDGER_CHUNK])
+            for chunk in _chunks(rows, LEDGER_CHUNK):
+                conn.execute(ledger.insert(), chunk)
         return len(rows)
 
+    def settle(self, run_id: str, family: str, obj: str, outcomes: dict[str, list[str]], rest: str) -> None:
+        """Turn this run's `pending` rows of `obj` into their outcomes: the ids listed per outcome,
+        and every other pending row into `rest`."""
+        key = (ledger.c.run_id == run_id) & (ledger.c.family == family) & (ledger.c.object == obj)
+        pending = key & (ledger.c.outcome == PENDING)
+        with self.engine.begin() as conn:
+            for outcome, ids in outcomes.items():
+                for chunk in _chunks(ids):
+                    conn.execute(ledger.update().where(pending & ledger.c.record_id.in_(chunk)).values(outcome=outcome))
+            conn.execute(ledger.update().where(pending).values(outcome=rest))
+
+    def pending(self, family: str, obj: str) -> list[tuple[int, str, datetime | None]]:
+        """(seq, record id, updated_date) of ledger rows a dead worker left pending."""
+        query = sa.select(ledger.c.seq, ledger.c.record_id, ledger.c.updated_date).where(
+            (ledger.c.family == family) & (ledger.c.object == obj) & (ledger.c.outcome == PENDING)
+        )
+        with self.engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(query)]
+
+    def set_outcome(self, seqs: list[int], outcome: str) -> None:
+        with self.engine.begin() as conn:
+            for chunk in _chunks(seqs):
+                conn.execute(ledger.update().where(ledger.c.seq.in_(chunk)).values(outcome=outcome))
+
+    # ---------- dead letters ----------
     def dead_letter(
         self, run_id: str, family: str, obj: str, stage: str, items: Iterable[tuple[str | None, str, str | None]]
     ) -> int:
+        """Record what did not land; a record that already has an open letter keeps that one (its
+        reason, payload and attempts brought up to date), so retries never pile up letters."""
         at = _now()
-        rows = [
-            {"run_id": run_id, "family": family, "object": obj, "record_id": rid, "stage": stage,
-             "reason": reason, "payload": payload, "created_at": at}
-            for rid, reason, payload in items
-        ]  # fmt: skip
-        if rows:
-            with self.engine.begin() as conn:
-                conn.execute(dead_letters.insert(), rows)
-        return len(rows)
+        items = list(items)
+        ids = [rid for rid, _, _ in items if rid]
+        open_ = self._open_letters(family, obj, ids)
+        inserts = []
+        with self.engine.begin() as conn:
+            for rid, reason, payload in items:
+                if rid in open_:
+                    conn.execute(
+                        dead_letters.update()
+                        .where(dead_letters.c.seq == open_[rid]["seq"])
+                        .values(stage=stage, reason=reason, payload=payload, last_run_id=run_id,
+                                attempts=(open_[rid]["attempts"] or 1) + 1)
+                    )  # fmt: skip
+                else:
+                    inserts.append({"run_id": run_id, "family": family, "object": obj, "record_id": rid,
+                                    "stage": stage, "reason": reason, "payload": payload, "created_at": at,
+                                    "attempts": 1, "last_run_id": run_id})  # fmt: skip
+            if inserts:
+                conn.execute(dead_letters.insert(), inserts)
+        return len(items)
 
+    def _open_letters(self, family: str, obj: str, ids: list[str]) -> dict[str, dict]:
+        found: dict[str, dict] = {}
+        base = (dead_letters.c.family == family) & (dead_letters.c.object == obj) & dead_letters.c.resolved_at.is_(None)
+        with self.engine.connect() as conn:
+            for chunk in _chunks(ids):
+                query = sa.select(dead_letters.c.seq, dead_letters.c.record_id, dead_letters.c.attempts).where(
+                    base & dead_letters.c.record_id.in_(chunk)
+                )
+                found.update({r.record_id: dict(r._mapping) for r in conn.execute(query)})
+        return found
+
+    def open_dead_letter_ids(self, family: str, obj: str) -> list[str]:
+        """The records of `obj` every run of `family` reads again from Zuora, oldest letter first."""
+        query = (
+            sa.select(dead_letters.c.record_id)
+            .where((dead_letters.c.family == family) & (dead_letters.c.object == obj))
+            .where(dead_letters.c.resolved_at.is_(None) & dead_letters.c.record_id.is_not(None))
+            .order_by(dead_letters.c.seq)
+        )
+        with self.engine.connect() as conn:
+            return list(dict.fromkeys(conn.execute(query).scalars()))
+
+    def resolve_dead_letters(self, family: str, obj: str, ids: Iterable[str], resolution: str) -> int:
+        at, resolved = _now(), 0
+        base = (dead_letters.c.family == family) & (dead_letters.c.object == obj) & dead_letters.c.resolved_at.is_(None)
+        with self.engine.begin() as conn:
+            for chunk in _chunks(list(ids)):
+                result = conn.execute(
+                    dead_letters.update()
+                    .where(base & dead_letters.c.record_id.in_(chunk))
+                    .values(resolved_at=at, resolution=resolution)
+                )
+                resolved += result.rowcount or 0
+        return resolved
+
+    # ---------- runs ----------
     def record_run(self, row: dict) -> None:
         row = {**row, "finished_at": _now()}
         key = (runs.c.run_id == row["run_id"]) & (runs.c.family == row["family"]) & (runs.c.object == row["object"])

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
+
+from tests.airflow_env import ROOT
 
 
 @pytest.fixture(scope="module")
@@ -53,3 +56,40 @@ def test_erp_dags_mark_before_advancing(bag, dag_id):
 def test_crm_dags_do_not_mark(bag):
     for dag_id in SYNC_DAGS[:4]:
         assert not [t for t in bag.dags[dag_id].tasks if t.task_id.endswith(".mark")]
+
+
+def test_every_family_has_its_own_dag_file():
+    from zuora_etl.families import load_families
+
+    dags = {p.stem for p in (ROOT / "dags").glob("zuora_*.py")}
+    assert {f.dag_id for f in load_families()} <= dags
+
+
+def test_a_broken_mapping_or_family_takes_down_only_its_own_dags(tmp_path, monkeypatch):
+    from airflow.dag_processing.dagbag import DagBag
+
+    include = tmp_path / "include"
+    shutil.copytree(ROOT / "include" / "families", include / "families")
+    shutil.copytree(ROOT / "include" / "mappings", include / "mappings")
+    invoices = include / "mappings" / "invoices.yaml"
+    invoices.write_text(invoices.read_text().replace("{source: postedDate, type: datetime}",
+                                                     "{source: postedDate, type: date}"))  # fmt: skip
+    payments = include / "families" / "erp_payments.yaml"
+    payments.write_text(payments.read_text().replace("name: refunds", "name: refundz"))
+    monkeypatch.setenv("ZUORA_ETL_INCLUDE_DIR", str(include))
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    errors = {os.path.basename(path): text for path, text in bag.import_errors.items()}
+    assert set(errors) == {"zuora_crm_invoices.py", "zuora_erp_invoices.py", "zuora_erp_payments.py"}
+    assert "invoices.yaml: column posted_date: postedDate is a datetime" in errors["zuora_erp_invoices.py"]
+    assert "fix: type: datetime" in errors["zuora_erp_invoices.py"]
+    assert "unknown Zuora object 'refundz'" in errors["zuora_erp_payments.py"]
+    assert {"zuora_crm_accounts", "zuora_crm_orders", "zuora_crm_subscriptions", "zuora_erp_memos"} <= set(bag.dag_ids)
+
+
+@pytest.mark.parametrize(
+    ("dag_id", "parent", "child"),
+    [("zuora_erp_invoices", "invoices", "invoice_items"), ("zuora_erp_memos", "debit_memos", "debit_memo_items")],
+)
+def test_items_load_only_after_their_documents(bag, dag_id, parent, child):
+    dag = bag.dags[dag_id]
+    assert f"{parent}.load" in dag.get_task(f"{child}.load").upstream_task_ids

@@ -6,7 +6,7 @@ import json
 import logging
 
 import pytest
-from zuora_etl.hooks.zuora import ZuoraApiError, ZuoraHook
+from zuora_etl.hooks.zuora import ZuoraApiError, ZuoraDataError, ZuoraHook
 
 
 @pytest.fixture
@@ -101,11 +101,65 @@ def test_caller_errors_are_not_retried(hook):
     assert h.api_calls == 1
 
 
-def test_paging_stops_on_a_repeated_cursor(hook, monkeypatch):
+@pytest.mark.parametrize(
+    ("answers", "message"),
+    [
+        ([{"data": [{"id": "a"}], "nextPage": "c1"}, {"data": [{"id": "b"}], "nextPage": "c1"}], "repeated a cursor"),
+        ([{"data": [{"id": "a"}, {"name": "no id"}]}], "without id"),
+        ([{"records": []}], "no data list"),
+        ([["not", "an", "object"]], "no data list"),
+    ],
+)
+def test_paging_anomalies_are_errors_never_the_end_of_the_data(hook, monkeypatch, answers, message):
     h = hook()
-    answers = iter([{"data": [{"id": "a"}], "nextPage": "c1"}, {"data": [{"id": "b"}], "nextPage": "c1"}])
-    monkeypatch.setattr(h, "request", lambda *a, **k: next(answers))
-    assert list(h.paginate("accounts", [])) == [[{"id": "a"}], [{"id": "b"}]]
+    replies = iter(answers)
+    monkeypatch.setattr(h, "request", lambda *a, **k: next(replies))
+    with pytest.raises(ZuoraDataError, match=message) as info:
+        list(h.paginate("accounts", []))
+    assert not info.value.retryable and not info.value.fatal
+
+
+def test_a_record_without_a_required_field_is_an_error(hook, monkeypatch):
+    h = hook()
+    monkeypatch.setattr(h, "request", lambda *a, **k: {"data": [{"id": "a"}]})
+    with pytest.raises(ZuoraDataError, match="without updatedDate"):
+        list(h.paginate("accounts", [], require=("id", "updatedDate")))
+
+
+def test_a_memo_put_answered_200_with_success_false_is_a_refusal(hook, monkeypatch):
+    h = hook()
+    answer = {"success": False, "reasons": [{"code": 53000020, "message": "memo is locked"}]}
+    monkeypatch.setattr(h, "request", lambda *a, **k: answer)
+    with pytest.raises(ZuoraApiError, match="memo is locked") as info:
+        h.update_memo("credit-memos", "CM-1", {"transferredToAccounting": "Yes"})
+    assert not info.value.retryable and not info.value.fatal
+
+
+def test_wrong_credentials_and_invalid_fields_are_fatal(fresh_emulator, hook, monkeypatch):
+    h = hook()
+    with pytest.raises(ZuoraApiError) as info:
+        list(h.paginate("invoices", [("fields[]", "id,noSuchField")]))
+    assert info.value.fatal and info.value.status == 400
+    monkeypatch.setenv("AIRFLOW_CONN_ZUORA_DEFAULT", json.dumps({
+        "conn_type": "http", "host": fresh_emulator.base_url, "login": "demo-client", "password": "wrong",
+    }))  # fmt: skip
+    with pytest.raises(ZuoraApiError) as info:
+        list(ZuoraHook().paginate("accounts", ASC))
+    assert info.value.fatal and info.value.status == 401
+
+
+def test_a_host_that_does_not_answer_is_named_with_the_reason(monkeypatch):
+    from include.zuora_emulator.server import free_port
+
+    port = free_port()
+    monkeypatch.setenv("AIRFLOW_CONN_ZUORA_DEFAULT", json.dumps({
+        "conn_type": "http", "host": f"http://127.0.0.1:{port}", "login": "a", "password": "hidden-secret",
+        "extra": {"max_attempts": 1},
+    }))  # fmt: skip
+    with pytest.raises(ZuoraApiError) as info:
+        list(ZuoraHook().paginate("accounts", ASC))
+    assert f"127.0.0.1:{port} failed: connection refused" in str(info.value)
+    assert "hidden-secret" not in str(info.value) and info.value.retryable
 
 
 def test_track_id_and_entity_header_on_every_call(hook, fresh_emulator):

@@ -9,13 +9,16 @@ offset), the OAuth token cache, retries and paging. Operators stay thin and call
 from __future__ import annotations
 
 import itertools
+import re
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
+from airflow.exceptions import AirflowException
 from airflow.sdk import BaseHook
 from requests.adapters import HTTPAdapter
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
@@ -37,8 +40,13 @@ MAX_PAGE_SIZE = 99  # Object Query refuses anything above
 ACTION_BATCH = 50  # POST /v1/action/update takes at most 50 objects per call
 
 
-class ZuoraApiError(Exception):
-    """An error answer from Zuora (or no answer at all), with what decides whether to retry."""
+class ZuoraApiError(AirflowException):
+    """An error answer from Zuora (or no answer at all), with what decides whether to retry.
+
+    `retryable`: the same request may succeed if sent again (rate limits, 5xx, dropped connections).
+    `fatal`: no retry of the task can fix it either (bad credentials, an invalid field or filter):
+    operators turn it into `AirflowFailException` so the run fails at once.
+    """
 
     def __init__(
         self,
@@ -62,6 +70,20 @@ class ZuoraApiError(Exception):
         if self.status == 429 or self.status >= 500:
             return True
         return self.code is not None and self.code % 100 in RETRYABLE_CODE_CLASSES
+
+    @property
+    def fatal(self) -> bool:
+        """A refusal of the request itself (4xx other than 429) that retrying cannot change."""
+        return not self.retryable and self.status is not None and 400 <= self.status < 500
+
+
+class ZuoraDataError(ZuoraApiError):
+    """An answer that cannot be trusted as data (a repeated cursor, a record without id or
+    updatedDate, an answer without `data`): never taken as the end of the data. Not retried within
+    the task (the paging would resume from a bad cursor); the task's own retry reads it again."""
+
+    def __init__(self, message: str, request_id: str | None = None) -> None:
+        super().__init__(message, request_id=request_id, transient=False)
 
 
 def _wait(base: float):
@@ -94,6 +116,7 @@ class ZuoraHook(BaseHook):
         self._run_tag = uuid.uuid4().hex[:8]
         self.api_calls = 0  # calls to Zuora's API (token calls excluded), retries included
         self.token_calls = 0
+        self.last_headers: Any = {}  # the last answer's headers (RateLimit-*, Concurrency-Limit-*)
 
     # ---------- connection ----------
     def get_conn(self) -> requests.Session:
@@ -147,7 +170,7 @@ class ZuoraHook(BaseHook):
                         timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S),
                     )
                 except requests.RequestException as exc:
-                    raise ZuoraApiError(f"token request failed: {type(exc).__name__}") from exc
+                    raise ZuoraApiError(f"token request to {_no_answer(self.base_url, exc)}") from exc
                 if r.status_code != 200:
                     raise ZuoraApiError(
                         f"token request refused with HTTP {r.status_code}: check the client id and secret "
@@ -202,8 +225,9 @@ class ZuoraHook(BaseHook):
                     timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S),
                 )
             except requests.RequestException as exc:
-                raise ZuoraApiError(f"{method} {path}: {type(exc).__name__}: no answer from Zuora") from exc
+                raise ZuoraApiError(f"{method} {path} to {_no_answer(self.base_url, exc)}") from exc
             request_id = r.headers.get("Zuora-Request-Id")
+            self.last_headers = r.headers
             self.log.debug(
                 "%s %s -> %s in %.0f ms (request %s, track %s)",
                 method,
@@ -229,9 +253,14 @@ class ZuoraHook(BaseHook):
         raise AssertionError("unreachable")
 
     # ---------- Object Query ----------
-    def paginate(self, endpoint: str, params: list[tuple[str, str]]) -> Iterator[list[dict]]:
-        """Pages of `GET /object-query/{endpoint}`, following `nextPage` until it ends or repeats.
-        Without a `pageSize` in `params`, the connection's (default 99) is used."""
+    def paginate(
+        self, endpoint: str, params: list[tuple[str, str]], require: tuple[str, ...] = ("id",)
+    ) -> Iterator[list[dict]]:
+        """Pages of `GET /object-query/{endpoint}`, following `nextPage` until Zuora omits it.
+        Without a `pageSize` in `params`, the connection's (default 99) is used.
+
+        Anomalies raise `ZuoraDataError`, never end the data quietly: an answer without a `data`
+        list, a record lacking one of the `require`d fields, a cursor Zuora already gave."""
         self.get_conn()
         if not any(k == "pageSize" for k, _ in params):
             params = [("pageSize", str(self.page_size)), *params]  # the connection's, at most 99
@@ -240,14 +269,28 @@ class ZuoraHook(BaseHook):
         while True:
             page_params = list(params) + ([("cursor", cursor)] if cursor else [])
             body = self.request("GET", f"/object-query/{endpoint}", params=page_params)
-            data = body.get("data") or []
+            data = body.get("data") if isinstance(body, dict) else None
+            request_id = self.last_headers.get("Zuora-Request-Id")
+            if not isinstance(data, list):
+                raise ZuoraDataError(f"GET /object-query/{endpoint}: answer has no data list", request_id)
+            for rec in data:
+                missing = [f for f in require if not (isinstance(rec, dict) and rec.get(f))]
+                if missing:
+                    raise ZuoraDataError(
+                        f"GET /object-query/{endpoint}: a record without {', '.join(missing)} "
+                        f"(id {rec.get('id') if isinstance(rec, dict) else rec!r})",
+                        request_id,
+                    )
             yield data
             cursor = body.get("nextPage")
             if not cursor:
                 return
             if cursor in seen:
-                self.log.warning("Zuora repeated a cursor on %s; stopping the paging there", endpoint)
-                return
+                raise ZuoraDataError(
+                    f"GET /object-query/{endpoint}: Zuora repeated a cursor after {len(seen) + 1} pages; "
+                    "the rest of the data cannot be read safely",
+                    request_id,
+                )
             seen.add(cursor)
 
     def get_record(self, endpoint: str, key: str, fields: list[str] | None = None) -> dict | None:
@@ -272,7 +315,40 @@ class ZuoraHook(BaseHook):
         return results
 
     def update_memo(self, memo_path: str, key: str, fields: dict) -> dict:
-        return self.request("PUT", f"/v1/{memo_path}/{key}", json=fields)
+        """`PUT /v1/{credit-memos|debit-memos}/{key}`; an HTTP 200 with `success: false` is a refusal."""
+        answer = self.request("PUT", f"/v1/{memo_path}/{key}", json=fields)
+        if not isinstance(answer, dict) or answer.get("success") is False:
+            reasons = (answer.get("reasons") if isinstance(answer, dict) else None) or [{}]
+            raise ZuoraApiError(
+                f"PUT /v1/{memo_path}/{key} refused: code {reasons[0].get('code')}: {reasons[0].get('message')}",
+                status=200,
+                code=reasons[0].get("code"),
+                transient=False,
+            )
+        return answer
+
+
+def _no_answer(base_url: str, exc: requests.RequestException) -> str:
+    """Which host failed and why (DNS, refused, TLS, timeout), without the URL's query."""
+    host = urlsplit(base_url).netloc or base_url
+    reason = exc.__class__.__name__
+    if isinstance(exc, requests.exceptions.SSLError):
+        reason = "TLS handshake failed"
+    elif isinstance(exc, requests.exceptions.ConnectTimeout):
+        reason = "connection timed out"
+    elif isinstance(exc, requests.exceptions.ReadTimeout):
+        reason = f"no answer within {READ_TIMEOUT_S}s"
+    elif isinstance(exc, requests.exceptions.ConnectionError):
+        text = str(exc)
+        if "Name or service not known" in text or "NameResolution" in text or "getaddrinfo" in text:
+            reason = "DNS lookup failed"
+        elif "refused" in text.lower():
+            reason = "connection refused"
+        else:
+            reason = "connection failed"
+    detail = str(getattr(exc, "args", [""])[0] if exc.args else "")
+    detail = re.sub(r"\?[^ )'\"]*", "", detail)[-200:]  # drop any query string
+    return f"{host} failed: {reason} ({detail})" if detail else f"{host} failed: {reason}"
 
 
 def _retry_after(r: requests.Response) -> float | None:

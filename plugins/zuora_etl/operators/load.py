@@ -8,7 +8,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 
 from ..mapping import cached_mapping
-from ..pipeline import load
+from ..pipeline import HeldParents, load
 from ..sinks import sink_for
 from ..state import STATE_CONN_ID, StateStore
 
@@ -20,9 +20,13 @@ class ZuoraSinkOperator(BaseOperator):
     :param manifest: the transform step's manifest (an XComArg in the sync DAGs)
     :param sink_conn_id: Airflow connection of the target
     :param force: also rewrite rows whose updated_date equals the target's (replay, repair)
+    :param scope: which records of the object this family loads (e.g. ``invoices where
+        status.EQ:Posted``); the sink refuses a table another family fills with other records
+    :param parent_result: the parent's load result (an XComArg): records whose parent did not land
+        are held back with it; ``parent_key`` names the field that points at the parent
     """
 
-    template_fields: Sequence[str] = ("manifest", "sink_conn_id")
+    template_fields: Sequence[str] = ("manifest", "sink_conn_id", "parent_result")
     ui_color = "#e8eef8"
 
     def __init__(
@@ -35,21 +39,34 @@ class ZuoraSinkOperator(BaseOperator):
         mapping: str | None = None,
         force: bool = False,
         state_conn_id: str = STATE_CONN_ID,
+        scope: str | None = None,
+        parent_result: Any = None,
+        parent_key: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.family, self.zuora_object, self.manifest = family, zuora_object, manifest
         self.sink_conn_id, self.mapping, self.force, self.state_conn_id = sink_conn_id, mapping, force, state_conn_id
+        self.scope, self.parent_result, self.parent_key = scope, parent_result, parent_key
 
     def execute(self, context: Any) -> dict:
         mapping = cached_mapping(self.mapping or self.zuora_object)
+        sink = sink_for(self.sink_conn_id)
+        if self.scope:
+            sink.claim(mapping, self.family, self.scope)
+        held: HeldParents | None = None
+        if self.parent_result is not None and self.parent_key:
+            held = {"object": self.parent_result["object"], "key": self.parent_key,
+                    "ids": list(self.parent_result.get("failed_ids", []))}  # fmt: skip
         result = load(
-            sink_for(self.sink_conn_id), mapping, self.manifest, StateStore(self.state_conn_id), context["run_id"],
-            self.family, force=self.force,
+            sink, mapping, self.manifest, StateStore(self.state_conn_id), context["run_id"], self.family,
+            force=self.force, held_parents=held,
         )  # fmt: skip
         self.log.info(
-            "%s -> %s.%s: %d loaded, %d unchanged, %d quarantined, %d refused (%.1fs)",
+            "%s -> %s.%s: %d loaded, %d unchanged, %d quarantined, %d refused, %d held back, %d dead letters "
+            "resolved (%.1fs)",
             self.zuora_object, self.sink_conn_id, mapping.table, result["loaded"], result["unchanged"],
-            result.get("quarantined", 0), result["rejected"], result["load_seconds"],
+            result.get("quarantined", 0), result["rejected"], result["held"], result["resolved"],
+            result["load_seconds"],
         )  # fmt: skip
         return result

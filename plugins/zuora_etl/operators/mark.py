@@ -8,6 +8,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 
 from ..catalog import get_object
+from ..errors import fail_fast
 from ..hooks.zuora import ZuoraHook
 from ..mapping import cached_mapping
 from ..pipeline import extract_ids, extraction_fields, load, mark_transferred, transform
@@ -47,6 +48,10 @@ class ZuoraMarkTransferredOperator(BaseOperator):
         self.state_conn_id, self.staging_root = state_conn_id, staging_root
 
     def execute(self, context: Any) -> dict:
+        with fail_fast():
+            return self._mark(context)
+
+    def _mark(self, context: Any) -> dict:
         obj = get_object(self.zuora_object)
         hook = ZuoraHook(self.zuora_conn_id, track_prefix=f"{self.dag_id}.{self.task_id}")
         state = StateStore(self.state_conn_id)

@@ -7,6 +7,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 import pandas as pd
+from airflow.sdk.exceptions import AirflowFailException
 
 from ..mapping import Mapping
 
@@ -41,6 +42,21 @@ class Sink(ABC):
     @abstractmethod
     def read_keys(self, mapping: Mapping) -> dict[str, object]:
         """Every key in the target with its updated_date (reconciliation)."""
+
+    @abstractmethod
+    def updated_dates(self, mapping: Mapping, keys: list[str]) -> dict[str, object]:
+        """The updated_date the target holds for each of `keys` it has (settling a dead worker's
+        pending ledger rows)."""
+
+    @abstractmethod
+    def claim(self, mapping: Mapping, family: str, scope: str) -> None:
+        """Register that `family` loads `mapping.table` with the records `scope` describes; raise
+        `SinkConflictError` when another family already loads that table with other records (the
+        CRM's Draft invoices must never reach the ERP's invoices table)."""
+
+
+class SinkConflictError(AirflowFailException):
+    """Two families would mix different record sets in one target table: no retry can fix it."""
 
 
 def records(frame: pd.DataFrame) -> list[dict]:

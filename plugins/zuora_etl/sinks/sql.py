@@ -15,9 +15,21 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from ..db import add_missing_columns, create_tables, engine_for
 from ..mapping import Mapping
-from .base import BatchOutcome, Sink, records
+from .base import BatchOutcome, Sink, SinkConflictError, records
 
 log = logging.getLogger(__name__)
+
+# One row per target table and family that loads it, in the target database itself: two families
+# reaching one table through two connections to the same database see each other's claim.
+claims_metadata = sa.MetaData()
+table_claims = sa.Table(
+    "zuora_etl_table_claims",
+    claims_metadata,
+    sa.Column("table_name", sa.String(128), primary_key=True),
+    sa.Column("family", sa.String(64), primary_key=True),
+    sa.Column("scope", sa.Text, nullable=False),
+)
+KEY_CHUNK = 900  # keys per IN (...) list: under SQLite's oldest bound-parameter limit of 999
 
 # Bound parameters per statement stay under SQLite's 32,766 and PostgreSQL's 65,535; 1,000 rows a
 # batch keeps each transaction short.
@@ -139,6 +151,35 @@ class SqlSink(Sink):
                 conn.execute(sa.update(table).where(table.c[key] == row[key]).values(row))
             written.add(row[key])
         return written
+
+    def claim(self, mapping: Mapping, family: str, scope: str) -> None:
+        create_tables(self.engine, table_claims)
+        mine = {"table_name": mapping.table, "family": family, "scope": scope}
+        with self.engine.begin() as conn:
+            claims = conn.execute(sa.select(table_claims).where(table_claims.c.table_name == mapping.table)).mappings()
+            others = [dict(c) for c in claims if c["family"] != family and c["scope"] != scope]
+            if others:
+                other = others[0]
+                raise SinkConflictError(
+                    f"table {mapping.table} of this database is already loaded by family {other['family']} "
+                    f"({other['scope']}); family {family} would mix other records into it ({scope}). Give one "
+                    "of them its own sink connection, or another `table` in its mapping."
+                )
+            conn.execute(table_claims.delete().where(
+                (table_claims.c.table_name == mapping.table) & (table_claims.c.family == family)
+            ))  # fmt: skip
+            conn.execute(table_claims.insert().values(**mine))
+
+    def updated_dates(self, mapping: Mapping, keys: list[str]) -> dict[str, object]:
+        table = self._table(mapping)
+        found: dict[str, object] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(keys), KEY_CHUNK):
+                query = sa.select(table.c[mapping.key], table.c.updated_date).where(
+                    table.c[mapping.key].in_(keys[start : start + KEY_CHUNK])
+                )
+                found.update(conn.execute(query).tuples().all())
+        return found
 
     def read_keys(self, mapping: Mapping) -> dict[str, object]:
         table = self._table(mapping)
