@@ -233,7 +233,8 @@ def summarize_run(family: Family, ctx: Any, run_plan: dict | None) -> list[dict]
             r["rows_rejected"], r["rows_marked"], r["api_calls"], r["status"],
         )  # fmt: skip
     if failed:
-        raise RuntimeError(f"{family.dag_id}: {', '.join(failed)} did not complete; staging kept for the retry")
+        # The failure is the upstream task's, with its own retries; repeating this report fixes nothing.
+        raise AirflowFailException(f"{family.dag_id}: {', '.join(failed)} did not complete; staging kept for the rerun")
     root = staging_root()
     remove_tree(run_dir(root, family.family, run_id))
     swept = sweep_stale_runs(run_dir(root, family.family, run_id).parent, time.time())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import time
 
+import sqlalchemy as sa
 from zuora_etl import staging
 from zuora_etl.sinks.sql import SqlSink
 
@@ -46,3 +47,32 @@ def test_crash_in_the_middle_of_a_load_then_rerun(env, monkeypatch):
     assert_family_matches(env, "crm_invoices")
     assert env.watermark("crm_invoices", "invoice_items") is not None
     assert_no_version_written_twice(ledger_rows(env))
+
+
+def test_a_worker_dying_right_after_the_commit_still_leaves_every_row_ledgered(env, monkeypatch):
+    monkeypatch.setattr(staging, "PART_ROWS", 500)
+    real_upsert = SqlSink.upsert
+    calls = {"n": 0}
+
+    def commit_then_die(self, mapping, frame, *, force=False):
+        outcome = real_upsert(self, mapping, frame, force=force)
+        if mapping.table == "invoice_items":
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise SystemExit("worker killed after the target committed part 2")
+        return outcome
+
+    monkeypatch.setattr(SqlSink, "upsert", commit_then_die)
+    assert env.run("zuora_crm_invoices") == "failed"
+    rows = [r for r in ledger_rows(env) if r["object"] == "invoice_items"]
+    assert sum(r["outcome"] == "pending" for r in rows) == 500, "the dead worker's part is written ahead"
+
+    monkeypatch.setattr(SqlSink, "upsert", real_upsert)
+    assert env.run("zuora_crm_invoices") == "success"
+    rows = ledger_rows(env)
+    assert not [r for r in rows if r["outcome"] == "pending"]
+    loaded = {r["record_id"] for r in rows if r["object"] == "invoice_items" and r["outcome"] == "loaded"}
+    with env.engine("zuora_crm_sink").connect() as conn:
+        stored = set(conn.execute(sa.text("SELECT id FROM invoice_items")).scalars())
+    assert stored and stored == loaded, "every committed row has its ledger entry"
+    assert_no_version_written_twice(rows)

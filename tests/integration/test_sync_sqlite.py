@@ -84,12 +84,19 @@ def test_malformed_records_are_quarantined_not_dropped(env):
     bad = env.emu.store.truth("invoices")[:2]
     env.emu.store.mutate([{"op": "update", "object": "invoices", "ids": [r["id"] for r in bad],
                            "set": {"amount": "twelve", "invoiceDate": "2026-02-30"}}], at=time.time() - 1)  # fmt: skip
-    assert env.run("zuora_crm_invoices") == "success"
+    assert env.run("zuora_crm_invoices") == "failed", "records left in dead letters: the run is not green"
     state = StateStore(engine=env.engine("zuora_etl_state"))
     letters = state.open_dead_letters("crm_invoices", "invoices")
     assert {d["record_id"] for d in letters} == {r["id"] for r in bad}
     assert all("twelve" in d["payload"] and d["stage"] == "transform" for d in letters)
     assert all("amount: 'twelve'" in d["reason"] and "invoiceDate: '2026-02-30'" in d["reason"] for d in letters)
     runs = {r["object"]: r for r in state.runs("crm_invoices")}
-    assert runs["invoices"]["rows_quarantined"] == 2
+    assert runs["invoices"]["rows_quarantined"] == 2 and runs["invoices"]["status"] == "partial"
     assert runs["invoices"]["rows_loaded"] == runs["invoices"]["rows_extracted"] - 2
+
+    # Zuora's data is corrected: the next run reads them again, loads them and closes their letters.
+    env.emu.store.mutate([{"op": "update", "object": "invoices", "ids": [r["id"] for r in bad],
+                           "set": {"amount": 12.5, "invoiceDate": "2026-02-28"}}], at=time.time() - 1)  # fmt: skip
+    assert env.run("zuora_crm_invoices") == "success"
+    assert not state.open_dead_letters("crm_invoices")
+    assert_family_matches(env, "crm_invoices")

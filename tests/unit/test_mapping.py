@@ -70,9 +70,9 @@ def test_the_five_wrong_defaults_and_other_mismatches_are_refused_with_the_fix(o
 
 
 def test_custom_fields_stay_free_and_standard_ones_take_zuoras_spelling():
-    m = Mapping.model_validate({"object": "accounts", "table": "a", "columns": {
-        **BASE, "crm": {"source": "CRMAccountId__c"}, "n": {"source": "ACCOUNTNUMBER"}, "k": {"source": "x__c",
-                                                                                          "type": "integer"}}})  # fmt: skip
+    custom = {"crm": {"source": "CRMAccountId__c"}, "k": {"source": "x__c", "type": "integer"}}
+    columns = {**BASE, **custom, "n": {"source": "ACCOUNTNUMBER"}}
+    m = Mapping.model_validate({"object": "accounts", "table": "a", "columns": columns})
     assert m.columns["crm"].source == "CRMAccountId__c" and m.columns["n"].source == "accountNumber"
 
 

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 from zuora_etl.families import get_family
-from zuora_etl.planning import plan_run
+from zuora_etl.planning import next_watermark, plan_run
 
 NOW = datetime(2026, 3, 10, 12, 0, 0, tzinfo=UTC)
 
@@ -65,3 +65,17 @@ def test_backfill_run_reads_its_data_interval():
 
 def test_dry_run_mode():
     assert plan(params={"dry_run": True})["mode"] == "dry_run"
+
+
+@pytest.mark.parametrize(
+    ("current", "newest", "expected"),
+    [
+        (None, "2026-05-01T10:00:00-07:00", "2026-05-01T10:00:00-07:00"),
+        (None, "2099-01-01T00:00:00Z", "2026-06-01T00:00:00+00:00"),  # never past the window read
+        ("2026-05-02T00:00:00Z", "2026-05-01T00:00:00Z", "2026-05-02T00:00:00Z"),  # never backwards
+        ("2026-05-02T00:00:00Z", None, "2026-05-02T00:00:00Z"),
+    ],
+)
+def test_next_watermark(current, newest, expected):
+    windows = [{"lo": None, "hi": "2026-05-15T00:00:00+00:00"}, {"lo": None, "hi": "2026-06-01T00:00:00+00:00"}]
+    assert next_watermark(current, newest, windows) == expected
