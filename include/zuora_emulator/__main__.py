@@ -34,6 +34,18 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--token-ttl", type=int, default=3599, help="token lifetime in seconds")
     serve.add_argument("--rate-limit", type=int, default=50_000, help="calls per minute")
     serve.add_argument("--concurrency", type=int, default=80, help="Object Query requests in flight")
+    serve.add_argument(
+        "--disabled-objects",
+        default="",
+        metavar="ENDPOINTS",
+        help="comma-separated endpoints the tenant has not enabled, e.g. orders,order-actions,order-line-items",
+    )
+    serve.add_argument(
+        "--no-custom-fields",
+        dest="custom_fields",
+        action="store_false",
+        help="the tenant defines no custom fields (crmAccountId__c... are unknown fields)",
+    )
     argv = list(sys.argv[1:] if argv is None else argv)
     # `--tz -08:00` is the documented form; argparse would read -08:00 as an option.
     for i, arg in enumerate(argv[:-1]):
@@ -43,20 +55,26 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     faults = json.loads(args.faults.read_text()) if args.faults else None
-    emulator = Emulator(
-        scale=args.scale,
-        seed=args.seed,
-        tz=args.tz,
-        faults=faults,
-        latency_ms=args.latency_ms,
-        client_id=args.client_id,
-        client_secret=args.client_secret,
-        token_ttl=args.token_ttl,
-        rate_limit_per_minute=args.rate_limit,
-        concurrency_limit=args.concurrency,
-        host=args.host,
-        port=args.port,
-    ).start()
+    try:
+        emulator = Emulator(
+            scale=args.scale,
+            seed=args.seed,
+            tz=args.tz,
+            faults=faults,
+            latency_ms=args.latency_ms,
+            client_id=args.client_id,
+            client_secret=args.client_secret,
+            token_ttl=args.token_ttl,
+            rate_limit_per_minute=args.rate_limit,
+            concurrency_limit=args.concurrency,
+            disabled_objects=[o.strip() for o in args.disabled_objects.split(",") if o.strip()],
+            custom_fields=args.custom_fields,
+            host=args.host,
+            port=args.port,
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
+    emulator.start()
     counts = emulator.store.counts()
     print(
         f"Zuora emulator serving {args.scale} tenant (seed {args.seed}) at {emulator.base_url}",

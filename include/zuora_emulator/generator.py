@@ -10,8 +10,10 @@ from __future__ import annotations
 import calendar
 import random
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from operator import itemgetter
 
 from .schema import OBJECTS
 
@@ -141,32 +143,58 @@ PRODUCTS = [
 
 @dataclass
 class Writer:
-    """Buffers rows per table and writes them in batches."""
+    """Buffers rows per table and writes them in batches.
+
+    Tables carry every field of Zuora's SDK (up to 131 columns) but the generator fills a few:
+    an INSERT names only the columns a record sets (keys starting with `_` are the generator's
+    own), so the rest stay NULL without costing a bound parameter each. Rows are buffered per
+    (object, column list); the generator builds each object's records alike, so the buffers stay few.
+    """
 
     conn: sqlite3.Connection
 
     def __post_init__(self) -> None:
-        self.buffers: dict[str, list[tuple]] = {name: [] for name in OBJECTS}
-        self.sql = {
-            name: f"INSERT INTO {spec.table} ({','.join(f for f, _ in spec.fields)}) "
-            f"VALUES ({','.join('?' * len(spec.fields))})"
-            for name, spec in OBJECTS.items()
-        }
-        self.names = {name: [f for f, _ in spec.fields] for name, spec in OBJECTS.items()}
+        self.buffers: dict[tuple[str, tuple[str, ...]], list[tuple]] = {}
         self.counts = dict.fromkeys(OBJECTS, 0)
+        # (object, the record's keys) -> (buffer key, getter of the row); records of one object
+        # mostly share their keys, so this costs one tuple hash per record.
+        self._shapes: dict[tuple[str, tuple[str, ...]], tuple[tuple[str, tuple[str, ...]], Callable]] = {}
 
     def add(self, obj: str, rec: dict) -> None:
-        buf = self.buffers[obj]
-        buf.append(tuple(rec.get(f) for f in self.names[obj]))
+        shape = self._shapes.get((obj, tuple(rec)))
+        if shape is None:
+            shape = self._shape(obj, tuple(rec))
+        key, getter = shape
+        buf = self.buffers.get(key)
+        if buf is None:
+            buf = self.buffers[key] = []
+        buf.append(getter(rec))
         if len(buf) >= FLUSH_ROWS:
-            self.flush(obj)
+            self._write(key)
 
-    def flush(self, obj: str | None = None) -> None:
-        for name in [obj] if obj else list(self.buffers):
-            if self.buffers[name]:
-                self.conn.executemany(self.sql[name], self.buffers[name])
-                self.counts[name] += len(self.buffers[name])
-                self.buffers[name] = []
+    def _shape(self, obj: str, keys: tuple[str, ...]) -> tuple[tuple[str, tuple[str, ...]], Callable]:
+        known = OBJECTS[obj].types
+        unknown = [k for k in keys if k not in known and not k.startswith("_")]
+        if unknown:
+            raise KeyError(f"not fields of Zuora's {obj}: {unknown}")
+        cols = tuple(k for k in keys if k in known)
+        getter = itemgetter(*cols) if len(cols) > 1 else (lambda rec, c=cols[0]: (rec[c],))
+        shape = self._shapes[(obj, keys)] = ((obj, cols), getter)
+        return shape
+
+    def _write(self, key: tuple[str, tuple[str, ...]]) -> None:
+        obj, cols = key
+        rows = self.buffers.pop(key, None)
+        if rows:
+            self.conn.executemany(
+                f"INSERT INTO {OBJECTS[obj].table} ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})",
+                rows,
+            )
+            self.counts[obj] += len(rows)
+
+    def flush(self) -> None:
+        for key in list(self.buffers):
+            self._write(key)
 
 
 def _month_start(d: date, add: int = 0) -> date:
@@ -300,7 +328,7 @@ class TenantGenerator:
         charges_all: list[dict] = []
         for _ in range(1 if rng.random() < 0.7 else 2):
             sub_created = created + rng.randrange(10 * 86400)
-            charges, mrr = self._subscription(rng, acc_id, sub_created)
+            charges, mrr = self._subscription(rng, acc_id, contacts[0], sub_created)
             charges_all.extend(charges)
             mrr_total += mrr
         balance, last_invoice, touch = self._invoices(rng, account, charges_all, tax_rate)
@@ -321,7 +349,7 @@ class TenantGenerator:
             account["status"] = "Canceled"
         w.add("accounts", account)
 
-    def _subscription(self, rng: random.Random, acc_id: str, created: int) -> tuple[list[dict], float]:
+    def _subscription(self, rng: random.Random, acc_id: str, bill_to: str, created: int) -> tuple[list[dict], float]:
         w = self.w
         sub_id = self._id(rng)
         start = datetime.fromtimestamp(created, UTC).date()
@@ -350,7 +378,7 @@ class TenantGenerator:
                 "updatedDate": created,
                 "orderDate": start.isoformat(),
                 "status": "Completed",
-                "existingAccountId": acc_id,
+                "accountId": acc_id,
                 "description": "New subscription",
             },
         )
@@ -400,7 +428,7 @@ class TenantGenerator:
                     "effectiveEndDate": None,
                     "mRR": mrr,
                     "tCV": round(mrr * 12 if not one_time else unit * qty, 2),
-                    "price": unit,
+                    "_price": unit,  # Zuora keeps prices on the tiers, not the charge
                     "quantity": qty,
                     "uOM": uom,
                     "accountingCode": f"4{rng.randint(0, 9)}00-Revenue",
@@ -441,7 +469,7 @@ class TenantGenerator:
                             "amount": round(unit * qty, 2),
                             "quantity": qty,
                             "listPrice": price,
-                            "billTo": acc_id,
+                            "billToId": bill_to,
                         },
                     )
         if cancelled:
@@ -508,7 +536,7 @@ class TenantGenerator:
         inv_id = self._id(rng)
         items, total_wo_tax, total_tax = [], 0.0, 0.0
         for ch in lines:
-            amount = round(ch["price"] * ch["quantity"], 2)
+            amount = round(ch["_price"] * ch["quantity"], 2)
             tax = round(amount * tax_rate, 2)
             total_wo_tax += amount
             total_tax += tax
@@ -527,7 +555,7 @@ class TenantGenerator:
                 "uOM": ch["uOM"],
                 "chargeAmount": amount,
                 "taxAmount": tax,
-                "unitPrice": ch["price"],
+                "unitPrice": ch["_price"],
                 "quantity": ch["quantity"],
                 "balance": round(amount + tax, 2),
                 "serviceStartDate": month.isoformat(),
@@ -551,7 +579,7 @@ class TenantGenerator:
             "status": status,
             "invoiceDate": month.isoformat(),
             "dueDate": due.isoformat(),
-            "postedDate": month.isoformat() if status == "Posted" else None,
+            "postedDate": inv_time if status == "Posted" else None,  # a datetime: the bill run posts
             "currency": account["currency"],
             "amount": amount,
             "amountWithoutTax": round(total_wo_tax, 2),
@@ -609,7 +637,6 @@ class TenantGenerator:
                                     "createdDate": ref_at,
                                     "updatedDate": ref_at,
                                     "accountId": account["id"],
-                                    "paymentId": pay["id"],
                                     "status": ref_status,
                                     "refundDate": _day(ref_at),
                                     "type": "Electronic",
@@ -668,6 +695,7 @@ class TenantGenerator:
                     "invoiceId": inv["id"],
                     "status": status,
                     "memoDate": _day(at),
+                    "postedOn": at if status == "Posted" else None,
                     "currency": inv["currency"],
                     "totalAmount": total_amount,
                     "taxAmount": round(tax_total, 2),

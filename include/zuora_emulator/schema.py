@@ -1,15 +1,36 @@
-"""The emulated tenant's objects: fields, types, filterable fields, keys and expandable children.
+"""The emulated tenant's objects: fields and types from Zuora's SDK, behaviour from the emulator.
 
-This is the emulator's own picture of Zuora, kept apart from the ETL library's catalog on purpose:
-sharing one would hide any mismatch between what the client asks for and what Zuora offers.
+Which fields an object has, and their types, come from `include/zuora_catalog.json`, generated
+from Zuora's official SDK (`zuora-sdk`, `ExpandedX` models) by `scripts/generate_zuora_catalog.py`:
+the one source of truth for Zuora's Object Query schema, shared with the ETL library. Relations
+(`billTo` on order line items, `invoiceItems` on invoices...) are not fields: they are only named
+by `expand[]`, and `fields[]` refuses them like any unknown name.
+
+What is the emulator's own, and declared by hand below, is behaviour: which fields a filter may
+use, the "number" the by-key route also accepts, which objects refuse an unfiltered request, the
+expandable children and the Data Query table names. The emulated tenant's custom fields
+(`crmAccountId__c`...) are tenant configuration, not Zuora's schema, and are declared apart.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+CATALOG_PATH = Path(__file__).resolve().parent.parent / "zuora_catalog.json"
 
 # Field types. Datetimes are stored as UTC epoch seconds and rendered in the tenant's time zone.
 STR, INT, NUM, BOOL, DATE, DATETIME = "str", "int", "num", "bool", "date", "datetime"
+
+CATALOG_TYPES = {
+    "string": STR,
+    "datetime": DATETIME,
+    "date": DATE,
+    "integer": INT,
+    "number": NUM,
+    "boolean": BOOL,
+}
 
 SQL_TYPES = {
     STR: "TEXT",
@@ -20,7 +41,7 @@ SQL_TYPES = {
     DATETIME: "INTEGER",
 }
 
-COMMON = (("id", STR), ("createdDate", DATETIME), ("updatedDate", DATETIME))
+ALWAYS_FILTERABLE = ("id", "updatedDate", "createdDate")
 
 
 @dataclass(frozen=True)
@@ -28,16 +49,24 @@ class ObjectSpec:
     """One Object Query object."""
 
     name: str  # kebab-case plural, as in the URL
-    fields: tuple[tuple[str, str], ...]
+    fields: tuple[tuple[str, str], ...]  # Zuora's fields in the catalog's order, then custom fields
     filterable: frozenset[str] = frozenset()
     number_field: str | None = None  # the by-key endpoint also accepts this "number"
     filter_required: bool = False
     children: dict[str, tuple[str, str]] = field(default_factory=dict)  # expand name -> (object, fk)
     data_query_table: str = ""
+    model: str = ""  # the SDK model, e.g. ExpandedInvoice
+    relations: tuple[str, ...] = ()  # the SDK's relations (expand[] names), never fields
+    custom_fields: frozenset[str] = frozenset()  # the tenant's custom fields among `fields`
 
     @property
     def table(self) -> str:
         return self.name.replace("-", "_")
+
+    @property
+    def label(self) -> str:
+        """Zuora's object name, as in its messages: ExpandedOrderLineItem -> OrderLineItem."""
+        return self.model.removeprefix("Expanded") or self.name
 
     @property
     def types(self) -> dict[str, str]:
@@ -48,75 +77,64 @@ class ObjectSpec:
         """Field names are case-insensitive in requests."""
         return {name.lower(): name for name, _ in self.fields}
 
+    def without_custom_fields(self) -> ObjectSpec:
+        """This object on a tenant that defines no custom fields."""
+        if not self.custom_fields:
+            return self
+        return replace(
+            self,
+            fields=tuple(f for f in self.fields if f[0] not in self.custom_fields),
+            filterable=self.filterable - self.custom_fields,
+            custom_fields=frozenset(),
+        )
 
-def _spec(name: str, fields: list[tuple[str, str]], filterable: tuple[str, ...] = (), **kw) -> ObjectSpec:
-    all_fields = COMMON + tuple(fields)
-    return ObjectSpec(
+
+def load_catalog(path: Path = CATALOG_PATH) -> dict[str, dict]:
+    """The catalog's objects: endpoint -> {"model", "fields": {name: type}, "relations": {...}}."""
+    return json.loads(path.read_text(encoding="utf-8"))["objects"]
+
+
+CATALOG = load_catalog()
+
+# The emulated tenant's custom fields, per object: tenant configuration that Zuora's SDK cannot
+# know. They are indexed on the tenant, so filterable (Zuora filters only indexed custom fields).
+CUSTOM_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
+    "accounts": (("crmAccountId__c", STR), ("erpAccountId__c", STR)),
+}
+
+
+def _spec(name: str, filterable: tuple[str, ...] = (), **kw) -> ObjectSpec:
+    entry = CATALOG[name]
+    standard = tuple((f, CATALOG_TYPES[t]) for f, t in entry["fields"].items())
+    custom = CUSTOM_FIELDS.get(name, ())
+    spec = ObjectSpec(
         name=name,
-        fields=all_fields,
-        filterable=frozenset(("id", "updatedDate", "createdDate", *filterable)),
+        fields=standard + custom,
+        filterable=frozenset((*ALWAYS_FILTERABLE, *filterable)),
+        model=entry["model"],
+        relations=tuple(entry.get("relations", {})),
+        custom_fields=frozenset(f for f, _ in custom),
         **kw,
     )
+    unknown = (spec.filterable | {spec.number_field or "id"}) - set(spec.types)
+    if unknown:  # a typo in the behaviour declarations below must not pass silently
+        raise ValueError(f"{name}: behaviour declared for unknown fields {sorted(unknown)}")
+    return spec
 
 
-MEMO_FIELDS = [
-    ("accountId", STR),
-    ("invoiceId", STR),
-    ("memoNumber", STR),
-    ("status", STR),
-    ("memoDate", DATE),
-    ("currency", STR),
-    ("totalAmount", NUM),
-    ("taxAmount", NUM),
-    ("balance", NUM),
-    ("reasonCode", STR),
-    ("transferredToAccounting", STR),
-]
-MEMO_ITEM_FIELDS = [
-    ("invoiceItemId", STR),
-    ("chargeName", STR),
-    ("sku", STR),
-    ("unitOfMeasure", STR),
-    ("amount", NUM),
-    ("taxAmount", NUM),
-    ("unitPrice", NUM),
-    ("quantity", NUM),
-    ("serviceStartDate", DATE),
-    ("serviceEndDate", DATE),
-]
+def _check_children(objects: dict[str, ObjectSpec]) -> None:
+    for spec in objects.values():
+        for expand, (child, fk) in spec.children.items():
+            if fk not in objects[child].types:
+                raise ValueError(f"{spec.name}: expand {expand} joins on {fk}, not a field of {child}")
+
 
 OBJECTS: dict[str, ObjectSpec] = {
     s.name: s
     for s in [
         _spec(
             "accounts",
-            [
-                ("accountNumber", STR),
-                ("name", STR),
-                ("status", STR),
-                ("currency", STR),
-                ("billCycleDay", INT),
-                ("paymentTerm", STR),
-                ("autoPay", BOOL),
-                ("batch", STR),
-                ("balance", NUM),
-                ("creditBalance", NUM),
-                ("mrr", NUM),
-                ("lastInvoiceDate", DATE),
-                ("parentId", STR),
-                ("billToId", STR),
-                ("soldToId", STR),
-                ("crmAccountId__c", STR),
-                ("erpAccountId__c", STR),
-            ],
-            (
-                "accountNumber",
-                "status",
-                "name",
-                "crmAccountId__c",
-                "erpAccountId__c",
-                "parentId",
-            ),
+            ("accountNumber", "status", "name", "crmAccountId__c", "erpAccountId__c", "parentId"),
             number_field="accountNumber",
             children={
                 "contacts": ("contacts", "accountId"),
@@ -124,35 +142,9 @@ OBJECTS: dict[str, ObjectSpec] = {
             },
             data_query_table="account",
         ),
-        _spec(
-            "contacts",
-            [
-                ("accountId", STR),
-                ("firstName", STR),
-                ("lastName", STR),
-                ("workEmail", STR),
-                ("city", STR),
-                ("state", STR),
-                ("country", STR),
-            ],
-            ("accountId", "workEmail"),
-            data_query_table="contact",
-        ),
+        _spec("contacts", ("accountId", "workEmail"), data_query_table="contact"),
         _spec(
             "subscriptions",
-            [
-                ("accountId", STR),
-                ("invoiceOwnerId", STR),
-                ("originalId", STR),
-                ("name", STR),
-                ("status", STR),
-                ("version", INT),
-                ("termType", STR),
-                ("termStartDate", DATE),
-                ("termEndDate", DATE),
-                ("autoRenew", BOOL),
-                ("cMRR", NUM),
-            ],
             ("accountId", "status", "name", "originalId"),
             number_field="name",
             children={"rateplans": ("rate-plans", "subscriptionId")},
@@ -160,31 +152,12 @@ OBJECTS: dict[str, ObjectSpec] = {
         ),
         _spec(
             "rate-plans",
-            [("subscriptionId", STR), ("name", STR), ("productRatePlanId", STR)],
             ("subscriptionId",),
             children={"rateplancharges": ("rate-plan-charges", "ratePlanId")},
             data_query_table="rateplan",
         ),
         _spec(
             "rate-plan-charges",
-            [
-                ("ratePlanId", STR),
-                ("subscriptionId", STR),
-                ("name", STR),
-                ("chargeNumber", STR),
-                ("chargeType", STR),
-                ("chargeModel", STR),
-                ("billingPeriod", STR),
-                ("effectiveStartDate", DATE),
-                ("effectiveEndDate", DATE),
-                ("chargedThroughDate", DATE),
-                ("mRR", NUM),
-                ("tCV", NUM),
-                ("price", NUM),
-                ("quantity", NUM),
-                ("uOM", STR),
-                ("accountingCode", STR),
-            ],
             ("ratePlanId", "subscriptionId", "chargeNumber"),
             number_field="chargeNumber",
             filter_required=True,
@@ -193,28 +166,13 @@ OBJECTS: dict[str, ObjectSpec] = {
         ),
         _spec(
             "rate-plan-charge-tiers",
-            [
-                ("ratePlanChargeId", STR),
-                ("tier", INT),
-                ("startingUnit", NUM),
-                ("endingUnit", NUM),
-                ("price", NUM),
-                ("priceFormat", STR),
-            ],
             ("ratePlanChargeId",),
             filter_required=True,
             data_query_table="rateplanchargetier",
         ),
         _spec(
             "orders",
-            [
-                ("orderNumber", STR),
-                ("orderDate", DATE),
-                ("status", STR),
-                ("existingAccountId", STR),
-                ("description", STR),
-            ],
-            ("orderNumber", "status", "existingAccountId"),
+            ("orderNumber", "status", "accountId"),
             number_field="orderNumber",
             children={
                 "orderactions": ("order-actions", "orderId"),
@@ -224,189 +182,61 @@ OBJECTS: dict[str, ObjectSpec] = {
         ),
         _spec(
             "order-actions",
-            [
-                ("orderId", STR),
-                ("subscriptionId", STR),
-                ("type", STR),
-                ("sequence", INT),
-            ],
             ("orderId", "subscriptionId", "type"),
             data_query_table="orderaction",
         ),
-        _spec(
-            "order-line-items",
-            [
-                ("orderId", STR),
-                ("itemNumber", STR),
-                ("itemName", STR),
-                ("itemState", STR),
-                ("itemType", STR),
-                ("amount", NUM),
-                ("quantity", NUM),
-                ("listPrice", NUM),
-                ("billTo", STR),
-            ],
-            ("orderId", "itemState"),
-            data_query_table="orderlineitem",
-        ),
+        _spec("order-line-items", ("orderId", "itemState"), data_query_table="orderlineitem"),
         _spec(
             "invoices",
-            [
-                ("accountId", STR),
-                ("billToContactId", STR),
-                ("invoiceNumber", STR),
-                ("status", STR),
-                ("invoiceDate", DATE),
-                ("dueDate", DATE),
-                ("postedDate", DATE),
-                ("currency", STR),
-                ("amount", NUM),
-                ("amountWithoutTax", NUM),
-                ("taxAmount", NUM),
-                ("balance", NUM),
-                ("paymentAmount", NUM),
-                ("creditMemoAmount", NUM),
-                ("refundAmount", NUM),
-                ("transferredToAccounting", STR),
-            ],
-            (
-                "accountId",
-                "invoiceNumber",
-                "status",
-                "invoiceDate",
-                "transferredToAccounting",
-            ),
+            ("accountId", "invoiceNumber", "status", "invoiceDate", "transferredToAccounting"),
             number_field="invoiceNumber",
             children={"invoiceitems": ("invoice-items", "invoiceId")},
             data_query_table="invoice",
         ),
         _spec(
             "invoice-items",
-            [
-                ("invoiceId", STR),
-                ("accountId", STR),
-                ("subscriptionId", STR),
-                ("ratePlanChargeId", STR),
-                ("chargeName", STR),
-                ("sKU", STR),
-                ("uOM", STR),
-                ("chargeAmount", NUM),
-                ("taxAmount", NUM),
-                ("unitPrice", NUM),
-                ("quantity", NUM),
-                ("balance", NUM),
-                ("serviceStartDate", DATE),
-                ("serviceEndDate", DATE),
-                ("accountingCode", STR),
-            ],
             ("invoiceId", "accountId", "subscriptionId"),
             filter_required=True,
             data_query_table="invoiceitem",
         ),
         _spec(
             "payments",
-            [
-                ("accountId", STR),
-                ("paymentNumber", STR),
-                ("status", STR),
-                ("effectiveDate", DATE),
-                ("currency", STR),
-                ("type", STR),
-                ("amount", NUM),
-                ("appliedAmount", NUM),
-                ("unappliedAmount", NUM),
-                ("refundAmount", NUM),
-                ("transferredToAccounting", STR),
-            ],
             ("accountId", "paymentNumber", "status", "transferredToAccounting"),
             number_field="paymentNumber",
             data_query_table="payment",
         ),
         _spec(
             "refunds",
-            [
-                ("accountId", STR),
-                ("paymentId", STR),
-                ("refundNumber", STR),
-                ("status", STR),
-                ("refundDate", DATE),
-                ("type", STR),
-                ("reasonCode", STR),
-                ("amount", NUM),
-                ("transferredToAccounting", STR),
-            ],
             ("accountId", "refundNumber", "status", "transferredToAccounting"),
             number_field="refundNumber",
             data_query_table="refund",
         ),
         _spec(
             "credit-memos",
-            MEMO_FIELDS,
-            (
-                "accountId",
-                "memoNumber",
-                "status",
-                "invoiceId",
-                "transferredToAccounting",
-            ),
+            ("accountId", "memoNumber", "status", "invoiceId", "transferredToAccounting"),
             number_field="memoNumber",
             children={"creditmemoitems": ("credit-memo-items", "creditMemoId")},
             data_query_table="creditmemo",
         ),
-        _spec(
-            "credit-memo-items",
-            [("creditMemoId", STR), *MEMO_ITEM_FIELDS],
-            ("creditMemoId",),
-            data_query_table="creditmemoitem",
-        ),
+        _spec("credit-memo-items", ("creditMemoId",), data_query_table="creditmemoitem"),
         _spec(
             "debit-memos",
-            MEMO_FIELDS,
-            (
-                "accountId",
-                "memoNumber",
-                "status",
-                "invoiceId",
-                "transferredToAccounting",
-            ),
+            ("accountId", "memoNumber", "status", "invoiceId", "transferredToAccounting"),
             number_field="memoNumber",
             children={"debitmemoitems": ("debit-memo-items", "debitMemoId")},
             data_query_table="debitmemo",
         ),
-        _spec(
-            "debit-memo-items",
-            [("debitMemoId", STR), *MEMO_ITEM_FIELDS],
-            ("debitMemoId",),
-            data_query_table="debitmemoitem",
-        ),
-        _spec(
-            "amendments",
-            [
-                ("subscriptionId", STR),
-                ("name", STR),
-                ("type", STR),
-                ("status", STR),
-                ("effectiveDate", DATE),
-                ("code", STR),
-            ],
-            ("subscriptionId", "type", "status"),
-            data_query_table="amendment",
-        ),
-        _spec(
-            "products",
-            [
-                ("name", STR),
-                ("sKU", STR),
-                ("category", STR),
-                ("description", STR),
-                ("effectiveStartDate", DATE),
-                ("effectiveEndDate", DATE),
-            ],
-            ("name", "sKU"),
-            number_field="sKU",
-            data_query_table="product",
-        ),
+        _spec("debit-memo-items", ("debitMemoId",), data_query_table="debitmemoitem"),
+        _spec("amendments", ("subscriptionId", "type", "status"), data_query_table="amendment"),
+        _spec("products", ("name", "sKU"), number_field="sKU", data_query_table="product"),
     ]
+}
+
+_check_children(OBJECTS)
+
+# The same objects on a tenant without custom fields (`Emulator(custom_fields=False)`).
+OBJECTS_WITHOUT_CUSTOM_FIELDS: dict[str, ObjectSpec] = {
+    name: spec.without_custom_fields() for name, spec in OBJECTS.items()
 }
 
 # The document types `POST /v1/action/update` accepts, and the object behind each.

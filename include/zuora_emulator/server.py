@@ -16,6 +16,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterable
 from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -24,13 +25,24 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from .dataquery import DataQuery
 from .errors import ApiError
 from .faults import FaultInjector
-from .schema import ACTION_TYPES, MEMO_TRANSFERRED_VALUES, OBJECTS, TRANSFERRED_VALUES
+from .schema import (
+    ACTION_TYPES,
+    MEMO_TRANSFERRED_VALUES,
+    OBJECTS,
+    OBJECTS_WITHOUT_CUSTOM_FIELDS,
+    TRANSFERRED_VALUES,
+    ObjectSpec,
+)
 from .store import Query, Store, cached_tenant, default_anchor
 from .timefmt import TenantClock, parse_tz
 
 log = logging.getLogger("zuora_emulator")
 
 MAX_ACTION_OBJECTS = 50
+# Zuora's answer to an Object Query on an object the tenant has not enabled (Orders objects on a
+# tenant without Orders, say) is undocumented: status 400, this code and the message
+# "<Object> is not enabled for this tenant" are (inferred).
+NOT_ENABLED_CODE = 50000020
 
 
 class Limits:
@@ -133,6 +145,8 @@ class Emulator:
         port: int = 0,
         mark_bumps_updated: bool = True,
         query_job_delay_s: float = 0.2,
+        disabled_objects: Iterable[str] = (),
+        custom_fields: bool = True,
     ) -> None:
         self.scale, self.seed, self.anchor = scale, seed, anchor or default_anchor()
         self.clock = TenantClock(parse_tz(tz))
@@ -153,6 +167,7 @@ class Emulator:
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="zuora-emulator-"))
         self.query_job_delay_s = query_job_delay_s
         self.httpd: ThreadingHTTPServer | None = None
+        self.configure_tenant(disabled_objects=disabled_objects, custom_fields=custom_fields)
 
     # ---------- lifecycle ----------
     def start(self) -> Emulator:
@@ -205,6 +220,39 @@ class Emulator:
 
     def set_faults(self, profile: dict | None) -> None:
         self.faults = FaultInjector(profile)
+
+    def configure_tenant(
+        self,
+        disabled_objects: Iterable[str] | None = None,
+        custom_fields: bool | None = None,
+    ) -> dict:
+        """The tenant's features: objects it has not enabled (every Object Query on them answers
+        400) and whether it defines custom fields (`crmAccountId__c`...). None keeps a setting."""
+        disabled = getattr(self, "disabled_objects", frozenset())
+        if disabled_objects is not None:
+            if isinstance(disabled_objects, str) or not isinstance(disabled_objects, Iterable):
+                raise ValueError("disabled_objects is a list of endpoints")
+            disabled = frozenset(disabled_objects)
+            unknown = disabled - set(OBJECTS)
+            if unknown:
+                raise ValueError(f"unknown objects {sorted(unknown)}; use endpoints such as {', '.join(OBJECTS)}")
+        if custom_fields is not None and not isinstance(custom_fields, bool):
+            raise ValueError("custom_fields must be true or false")
+        self.disabled_objects = disabled
+        self.custom_fields = getattr(self, "custom_fields", True) if custom_fields is None else custom_fields
+        return self.tenant_view()
+
+    def tenant_view(self) -> dict:
+        return {"disabled_objects": sorted(self.disabled_objects), "custom_fields": self.custom_fields}
+
+    @property
+    def objects(self) -> dict[str, ObjectSpec]:
+        """The objects as this tenant's API shows them (custom fields or not)."""
+        return OBJECTS if self.custom_fields else OBJECTS_WITHOUT_CUSTOM_FIELDS
+
+    def check_enabled(self, obj: str) -> None:
+        if obj in self.disabled_objects:
+            raise ApiError(400, NOT_ENABLED_CODE, f"{OBJECTS[obj].label} is not enabled for this tenant")
 
     def stats_view(self) -> dict:
         s = self.stats
@@ -286,6 +334,7 @@ class Handler(BaseHTTPRequestHandler):
         # keep-alive socket it would be parsed as the next request.
         length = int(self.headers.get("Content-Length") or 0)
         self._raw_body = self.rfile.read(length) if length else b""
+        self._fault = None
         request_id = str(uuid.uuid4())
         headers = {"Zuora-Request-Id": request_id}
         track = self.headers.get("Zuora-Track-Id")
@@ -303,7 +352,8 @@ class Handler(BaseHTTPRequestHandler):
                 route = "query-file"
                 self._query_file(path.rsplit("/", 1)[-1], headers)
                 return
-            fault = emu.faults.decide(path) if path != "/oauth/token" else None
+            fault = emu.faults.decide(path, method) if path != "/oauth/token" else None
+            self._fault = fault
             if fault is not None:
                 if fault.kind == "drop":
                     self.close_connection = True
@@ -322,6 +372,9 @@ class Handler(BaseHTTPRequestHandler):
                     raise ApiError(fault.status, fault.code, "Internal error, please retry")
                 elif fault.kind == "token_expiry":
                     emu.expire_tokens()
+                elif fault.kind == "not_json":
+                    self._send(200, b"<html>gateway</html>", headers, "text/html")
+                    return
             if emu.latency_s:
                 time.sleep(emu.latency_s)
             if path == "/oauth/token" and method == "POST":
@@ -391,9 +444,11 @@ class Handler(BaseHTTPRequestHandler):
         )
 
     def _parse_query(self, obj: str, raw: str) -> Query:
-        spec = OBJECTS.get(obj)
+        emu = self.emulator
+        spec = emu.objects.get(obj)
         if spec is None:
             raise ApiError(404, 50000040, f"Unknown object '{obj}'")
+        emu.check_enabled(obj)
         params = parse_qsl(raw, keep_blank_values=True)
         store = self.emulator.store
         q = Query(spec=spec, fields=[n for n, _ in spec.fields])
@@ -438,7 +493,8 @@ class Handler(BaseHTTPRequestHandler):
         for name in expand:
             if name not in spec.children:
                 raise ApiError(400, 50000027, f"Invalid expand parameter: {name}")
-            child = OBJECTS[spec.children[name][0]]
+            emu.check_enabled(spec.children[name][0])
+            child = emu.objects[spec.children[name][0]]
             names = child_fields.get(name)
             q.expand[name] = self._canonical(child, names) if names else [n for n, _ in child.fields]
         return q
@@ -447,9 +503,10 @@ class Handler(BaseHTTPRequestHandler):
     def _canonical(spec, names: list[str]) -> list[str]:
         out = []
         for name in names:
+            # Relations (billTo, invoiceItems...) are not fields: only expand[] names them.
             canonical = spec.by_lower.get(name.lower())
             if canonical is None:
-                raise ApiError(400, 50000027, f"Invalid field: {name}")
+                raise ApiError(400, 50000027, f"Invalid fields parameter: {name}")
             out.append(canonical)
         # Zuora answers in its own field order, not the requested one.
         order = {n: i for i, (n, _) in enumerate(spec.fields)}
@@ -458,11 +515,14 @@ class Handler(BaseHTTPRequestHandler):
     def _object_query(self, path: str, raw: str, headers: dict[str, str]) -> int:
         parts = path.split("/")
         obj = parts[2]
+        fault = self._fault.kind if self._fault else None
         if len(parts) == 4:
             q = self._parse_query(obj, raw)
             rec = self.emulator.store.get(q, unquote(parts[3]))
             if rec is None:
                 raise ApiError(404, 50000040, f"{obj} record not found: {unquote(parts[3])}")
+            if fault == "missing_id":
+                rec.pop("id", None)
             self._json(200, rec, headers)
             return 1
         if len(parts) != 3:
@@ -470,6 +530,9 @@ class Handler(BaseHTTPRequestHandler):
         q = self._parse_query(obj, raw)
         cursor = dict(parse_qsl(raw)).get("cursor")
         records, next_cursor = self.emulator.store.page(q, cursor)
+        if fault == "missing_id" and records:
+            records[0].pop("id", None)
+        next_cursor = self.emulator.faults.next_page(cursor, next_cursor, fault == "repeat_cursor")
         payload = {"nextPage": next_cursor, "data": records} if next_cursor else {"data": records}
         self._json(200, payload, headers)
         return len(records)
@@ -531,6 +594,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def _memo_update(self, obj: str, key: str, headers: dict[str, str]) -> None:
         body = self._json_body()
+        if self._fault is not None and self._fault.kind == "memo_refuse":
+            label = OBJECTS[obj].label
+            reason = {"code": 53000020, "message": f"{label} {key} cannot be updated now (emulated refusal)"}
+            self._json(200, {"success": False, "reasons": [reason]}, headers)
+            return
         value = body.get("transferredToAccounting") if isinstance(body, dict) else None
         if value not in MEMO_TRANSFERRED_VALUES:
             raise ApiError(400, 53000020, f"Invalid value for transferredToAccounting: {value}")
@@ -578,17 +646,33 @@ class Handler(BaseHTTPRequestHandler):
                     "scale": emu.scale,
                     "seed": emu.seed,
                     "anchor": emu.anchor.isoformat(),
+                    **emu.tenant_view(),
                 },
                 headers,
             )
+        elif path == "/_admin/tenant":
+            if method in ("PUT", "POST"):
+                body = self._json_body()
+                if not isinstance(body, dict) or set(body) - {"disabled_objects", "custom_fields"}:
+                    raise ApiError(
+                        400,
+                        50000020,
+                        "Body must be {'disabled_objects': [endpoints], 'custom_fields': bool}, either optional",
+                    )
+                try:
+                    emu.configure_tenant(body.get("disabled_objects"), body.get("custom_fields"))
+                except (TypeError, ValueError) as exc:
+                    raise ApiError(400, 50000020, f"Invalid tenant settings: {exc}") from exc
+            self._json(200, emu.tenant_view(), headers)
         elif path == "/_admin/counts":
             self._json(200, emu.store.counts(), headers)
         elif path.startswith("/_admin/truth/") and method == "GET":
             obj = path.rsplit("/", 1)[-1]
             if obj not in OBJECTS:
                 raise ApiError(404, 50000040, f"Unknown object '{obj}'")
-            filters = [emu.store.parse_filter(OBJECTS[obj], v) for k, v in parse_qsl(raw) if k == "filter[]"]
-            self._json(200, {"data": emu.store.truth(obj, filters)}, headers)
+            spec = emu.objects[obj]
+            filters = [emu.store.parse_filter(spec, v) for k, v in parse_qsl(raw) if k == "filter[]"]
+            self._json(200, {"data": emu.store.truth(obj, filters, spec)}, headers)
         elif path == "/_admin/mutate" and method == "POST":
             body = self._json_body()
             ops = body.get("ops") if isinstance(body, dict) else None

@@ -25,7 +25,7 @@ from .generator import TenantGenerator
 from .schema import BOOL, DATE, DATETIME, INT, NUM, OBJECTS, SQL_TYPES, STR, ObjectSpec
 from .timefmt import DATE_RE, TenantClock
 
-GENERATOR_VERSION = 3  # bump when generated data changes, so cached tenants are rebuilt
+GENERATOR_VERSION = 4  # bump when generated data changes, so cached tenants are rebuilt
 OPERATORS = ("EQ", "NE", "LT", "GT", "LE", "GE", "SW", "IN")
 
 
@@ -382,9 +382,11 @@ class Store:
             self._expand(q, [row[-1]], [rec])
         return rec
 
-    def truth(self, obj: str, filters: list[Filter] | None = None) -> list[dict]:
-        """Every record of an object (optionally filtered), all fields, nulls included, by id."""
-        spec = OBJECTS[obj]
+    def truth(self, obj: str, filters: list[Filter] | None = None, spec: ObjectSpec | None = None) -> list[dict]:
+        """Every record of an object (optionally filtered), all fields, nulls included, by id.
+
+        `spec` narrows the fields to one tenant's view (without custom fields, say)."""
+        spec = spec or OBJECTS[obj]
         names = [n for n, _ in spec.fields]
         where, args = self._where(spec, filters or [])
         sql = f"SELECT {','.join(names)} FROM {spec.table}" + (f" WHERE {' AND '.join(where)}" if where else "")
@@ -403,7 +405,12 @@ class Store:
         if value is None:
             return None
         if kind == DATETIME:
-            return int(self.clock.parse(value)) if isinstance(value, str) else int(value)
+            if not isinstance(value, str):
+                return int(value)
+            try:
+                return int(self.clock.parse(value))
+            except ValueError as exc:
+                raise ApiError(400, 50000027, f"Invalid datetime '{value}' for {name}") from exc
         if kind == BOOL:
             return 1 if value else 0
         return value

@@ -61,3 +61,49 @@ def test_serve_prints_the_url_and_applies_faults(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def _token(base: str) -> dict[str, str]:
+    token = requests.post(
+        f"{base}/oauth/token",
+        data={"client_id": "demo-client", "client_secret": "demo-secret", "grant_type": "client_credentials"},
+        timeout=5,
+    ).json()["access_token"]
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_serve_takes_disabled_objects_and_no_custom_fields():
+    port = free_port()
+    cmd = [sys.executable, "-m", "include.zuora_emulator", "serve", "--port", str(port), "--scale", "tiny"]
+    proc = subprocess.Popen(
+        [*cmd, "--disabled-objects", "orders, order-actions,order-line-items", "--no-custom-fields"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert f"http://127.0.0.1:{port}" in proc.stdout.readline()
+        base = f"http://127.0.0.1:{port}"
+        health = requests.get(f"{base}/_admin/health", timeout=5).json()
+        assert health["disabled_objects"] == ["order-actions", "order-line-items", "orders"]
+        assert health["custom_fields"] is False
+        headers = _token(base)
+        r = requests.get(f"{base}/object-query/orders", headers=headers, timeout=5)
+        assert r.status_code == 400 and r.json()["reasons"][0]["code"] == 50000020
+        r = requests.get(f"{base}/object-query/accounts?fields[]=crmAccountId__c", headers=headers, timeout=5)
+        assert r.status_code == 400
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_serve_refuses_an_unknown_disabled_object():
+    proc = subprocess.run(
+        [sys.executable, "-m", "include.zuora_emulator", "serve", "--port", str(free_port()), "--disabled-objects",
+         "widgets"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "widgets" in proc.stderr

@@ -65,3 +65,16 @@ def test_data_query_cannot_write(api):
 
 def test_unknown_job_is_404(api):
     assert api.get("/query/jobs/00000000-0000-0000-0000-000000000000").status_code == 404
+
+
+def test_tables_have_zuoras_column_names(api):
+    sql = (
+        "SELECT (SELECT count(*) FROM orders WHERE accountid IS NOT NULL), "
+        "(SELECT count(*) FROM invoice WHERE status = 'Posted' AND posteddate IS NOT NULL)"
+    )
+    job = run_job(api, sql)
+    assert job["queryStatus"] == "completed", job["errorMessage"]
+    rows = list(csv.reader(io.StringIO(api.session.get(job["dataFile"]).text)))
+    posted = sum(i["status"] == "Posted" for i in api.truth("invoices"))
+    assert [int(n) for n in rows[1]] == [len(api.truth("orders")), posted]
+    assert run_job(api, "SELECT existingaccountid FROM orders")["queryStatus"] == "failed"

@@ -125,3 +125,79 @@ def test_a_fault_on_a_post_leaves_the_keep_alive_connection_usable(fresh_api):
     assert fresh_api.send("POST", "/v1/action/update", body).status_code == 500
     again = fresh_api.send("POST", "/v1/action/update", body)
     assert again.status_code == 200 and again.json()[0]["Success"] is True
+
+
+PAGED = [("sort[]", "updatedDate.ASC"), ("pageSize", "10"), ("fields[]", "id")]
+
+
+def _page(api, cursor: str | None = None) -> dict:
+    r = api.get("/object-query/invoices", PAGED + ([("cursor", cursor)] if cursor else []))
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_repeat_cursor_repeats_the_cursor_the_request_sent(fresh_api):
+    _swap(fresh_api, {"rules": [{"kind": "repeat_cursor", "every": 2, "max": 1}]})
+    first = _page(fresh_api)
+    second = _page(fresh_api, first["nextPage"])
+    assert second["nextPage"] == first["nextPage"], "a client following nextPage would loop"
+    third = _page(fresh_api, second["nextPage"])
+    assert third["data"] == second["data"] and third["nextPage"] != first["nextPage"]
+
+
+def test_repeat_cursor_on_a_first_page_repeats_on_the_next_request(fresh_api):
+    _swap(fresh_api, {"rules": [{"kind": "repeat_cursor", "every": 1, "max": 1}]})
+    first = _page(fresh_api)
+    assert first["nextPage"]
+    second = _page(fresh_api, first["nextPage"])
+    assert second["nextPage"] == first["nextPage"]
+    assert _page(fresh_api, second["nextPage"])["nextPage"] != first["nextPage"]
+
+
+def test_missing_id_drops_the_id_of_one_record(fresh_api):
+    _swap(fresh_api, {"rules": [{"kind": "missing_id", "every": 1, "max": 2}]})
+    data = _page(fresh_api)["data"]
+    assert ["id" in r for r in data] == [False] + [True] * 9
+    one = fresh_api.truth("invoices")[0]
+    assert "id" not in fresh_api.get(f"/object-query/invoices/{one['id']}").json()
+    assert all("id" in r for r in _page(fresh_api)["data"])
+
+
+def test_not_json_answers_200_with_html(fresh_api):
+    _swap(fresh_api, {"rules": [{"kind": "not_json", "every": 2, "max": 1}]})
+    assert fresh_api.get("/object-query/accounts").status_code == 200
+    r = fresh_api.get("/object-query/accounts")
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/html")
+    assert r.text == "<html>gateway</html>"
+    assert fresh_api.get("/object-query/accounts").json()["data"]
+
+
+@pytest.mark.parametrize("memo", ["credit-memos", "debit-memos"])
+def test_memo_refuse_answers_200_success_false_and_changes_nothing(fresh_api, memo):
+    _swap(fresh_api, {"rules": [{"kind": "memo_refuse", "every": 1, "max": 1}]})
+    before = fresh_api.truth(memo)[0]
+    r = fresh_api.send("PUT", f"/v1/{memo}/{before['id']}", {"transferredToAccounting": "Yes"})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["success"] is False and body["reasons"][0]["code"] == 53000020 and body["reasons"][0]["message"]
+    assert next(d for d in fresh_api.truth(memo) if d["id"] == before["id"]) == before
+    again = fresh_api.send("PUT", f"/v1/{memo}/{before['id']}", {"transferredToAccounting": "Yes"})
+    assert again.json()["success"] is True
+
+
+def test_kinds_limited_to_some_requests_leave_the_others_alone(fresh_api):
+    _swap(
+        fresh_api,
+        {
+            "rules": [
+                {"kind": "memo_refuse", "every": 1, "match": "/"},
+                {"kind": "missing_id", "every": 1, "match": "/"},
+            ]
+        },
+    )
+    invoice = fresh_api.truth("invoices")[0]
+    body = {"type": "Invoice", "objects": [{"Id": invoice["id"], "TransferredToAccounting": "Yes"}]}
+    assert fresh_api.send("POST", "/v1/action/update", body).json() == [{"Id": invoice["id"], "Success": True}]
+    assert "id" not in fresh_api.get("/object-query/accounts").json()["data"][0]
+    stats = fresh_api.session.get(f"{fresh_api.base}/_admin/stats").json()
+    assert stats["faults_injected"] == {"missing_id": 1}
