@@ -2,14 +2,16 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
 
 .PHONY: venv demo test lint format emulator bench
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -r requirements.txt
+	# the project itself (editable, no dependencies): its entry point registers the `zuora` connection type
+	$(BIN)/pip install -q -e . --no-deps
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

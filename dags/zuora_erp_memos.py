@@ -1,4 +1,6 @@
-"""zuora_erp_memos: Credit memos with their items, and Posted debit memos with the items of Posted debit memos only, for the ERP.
+"""zuora_erp_memos:
+Credit memos with their items, and Posted debit memos with the items of Posted debit memos only, for
+the ERP.
 
 Built from include/families/erp_memos.yaml and the mappings it names; one file per family so that a
 broken family or mapping shows as this file's import error and leaves the other Airflow DAGs running.

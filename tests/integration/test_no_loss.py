@@ -100,9 +100,16 @@ def test_a_few_rejected_invoices_hold_their_items_back_and_land_with_them_once_f
     assert all(flagged[i] == "Yes" for i in posted), "the retried invoices are flagged like any other"
 
 
-@pytest.mark.parametrize("kind", ["repeat_cursor", "missing_id", "not_json"])
-def test_an_anomalous_answer_fails_the_run_and_the_rerun_converges(env, kind):
-    env.emu.set_faults({"rules": [{"kind": kind, "match": "/object-query/contacts", "every": 2, "max": 3}]})
+@pytest.mark.parametrize(
+    "rule",
+    [
+        {"kind": "repeat_cursor", "every": 2, "max": 3},
+        {"kind": "missing_id", "every": 2, "max": 3},
+        {"kind": "not_json", "every": 1},  # a gateway page is retried by the hook, then fails the task
+    ],
+)
+def test_an_anomalous_answer_fails_the_run_and_the_rerun_converges(env, rule):
+    env.emu.set_faults({"rules": [{**rule, "match": "/object-query/contacts"}]})
     assert env.run("zuora_crm_accounts") == "failed"
     assert env.watermark("crm_accounts", "contacts") is None and env.watermark("crm_accounts", "accounts") is None
     env.emu.set_faults(None)

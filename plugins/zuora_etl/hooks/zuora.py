@@ -1,9 +1,11 @@
 """ZuoraHook: the one place that talks to Zuora's REST API.
 
-It owns the `zuora_default` connection (type http: host = REST base URL, login = client id,
-password = client secret; extra: entity_id, zuora_version, page_size, max_attempts,
-backoff_seconds; a `timezone` key is accepted and unused, since Zuora's datetimes carry their
-offset), the OAuth token cache, retries and paging. Operators stay thin and call it.
+It owns the `zuora_default` connection (type `zuora` or `http`, same fields: host = REST base
+URL, login = client id, password = client secret; extra: entity_id, zuora_version, page_size,
+max_attempts, backoff_seconds; a `timezone` key is accepted and unused, since Zuora's datetimes
+carry their offset; a `zuora` connection made in the UI may leave host empty and pick extra
+`data_center` instead, see provider.py), the OAuth token cache, retries and paging. Operators
+stay thin and call it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from airflow.exceptions import AirflowException
 from airflow.sdk import BaseHook
 from requests.adapters import HTTPAdapter
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from ..provider import DATA_CENTERS
 
 # Refresh a token this long before Zuora says it expires: a request that starts with a token about
 # to lapse would otherwise fail mid-flight. Zuora tokens live 3599 s.
@@ -99,9 +103,15 @@ def _wait(base: float):
 
 
 class ZuoraHook(BaseHook):
+    """Zuora's REST API through one Airflow connection (type `zuora`, or `http` with the same fields).
+
+    The `zuora` connection type and its form are declared in `zuora_etl.provider` (Airflow 3.3 reads
+    forms from provider info); `test_connection` backs the form's Test button by fetching a token.
+    """
+
     conn_name_attr = "zuora_conn_id"
     default_conn_name = "zuora_default"
-    conn_type = "http"
+    conn_type = "zuora"  # the provider's type; `http` connections with the same fields work alike
     hook_name = "Zuora"
 
     def __init__(self, zuora_conn_id: str = default_conn_name, track_prefix: str = "zuora-etl") -> None:
@@ -122,7 +132,7 @@ class ZuoraHook(BaseHook):
     def get_conn(self) -> requests.Session:
         if self._session is None:
             conn = self.get_connection(self.zuora_conn_id)
-            host = (conn.host or "").rstrip("/")
+            host = _base_url(self.zuora_conn_id, conn.host, conn.extra_dejson.get("data_center"))
             if not host.startswith(("http://", "https://")):
                 scheme = conn.schema if conn.schema in ("http", "https") else "https"
                 host = f"{scheme}://{host}"
@@ -147,11 +157,15 @@ class ZuoraHook(BaseHook):
         return self._session
 
     def test_connection(self) -> tuple[bool, str]:
+        """(True, where a token came from) or (False, why not): the Airflow UI's Test button.
+        The message never carries the client secret, even if an underlying error quoted it."""
         try:
             self._bearer(force=True)
             return True, f"Token obtained from {self.base_url}"
         except Exception as exc:  # shown in the Airflow UI's connection test
-            return False, str(exc)
+            message = str(exc) or type(exc).__name__
+            secret = getattr(self, "_client_secret", None)
+            return False, message.replace(secret, "***") if secret else message
 
     def _bearer(self, force: bool = False) -> str:
         """The cached token, fetched anew when missing, near expiry, or refused."""
@@ -326,6 +340,30 @@ class ZuoraHook(BaseHook):
                 transient=False,
             )
         return answer
+
+
+def _base_url(conn_id: str, host: str | None, data_center: str | None) -> str:
+    """The REST base URL: host (any URL, e.g. the emulator), or else the `data_center` picked in a
+    `zuora` connection's form, which must be one of Zuora's: the extra never sends a secret elsewhere."""
+    host, data_center = (host or "").strip().rstrip("/"), (data_center or "").strip().rstrip("/")
+    if data_center and data_center not in DATA_CENTERS:
+        raise ZuoraApiError(
+            f"connection {conn_id!r}: data_center {data_center!r} is not one of Zuora's REST base URLs "
+            f"({', '.join(DATA_CENTERS)}); put any other URL in host",
+            transient=False,
+        )
+    if host and data_center and host != data_center:
+        raise ZuoraApiError(
+            f"connection {conn_id!r} names two base URLs, host {host!r} and data_center {data_center!r}: keep one",
+            transient=False,
+        )
+    if not (host or data_center):
+        raise ZuoraApiError(
+            f"connection {conn_id!r} has no REST base URL: set host (e.g. https://rest.na.zuora.com) "
+            "or, for a zuora connection, pick a data center",
+            transient=False,
+        )
+    return host or data_center
 
 
 def _no_answer(base_url: str, exc: requests.RequestException) -> str:
