@@ -126,3 +126,12 @@ def test_http_connections_keep_working(tiny, monkeypatch):
     }))  # fmt: skip
     ok, message = ZuoraHook("zuora_http").test_connection()
     assert ok, message
+
+
+def test_a_connection_without_a_usable_base_url_fails_the_task_at_once(monkeypatch):
+    from airflow.sdk.exceptions import AirflowFailException
+    from zuora_etl.errors import fail_fast
+
+    conn(monkeypatch, "zuora_dc", login="id", password="s3cr3t")
+    with pytest.raises(AirflowFailException, match="has no REST base URL"), fail_fast():
+        ZuoraHook("zuora_dc").get_conn()

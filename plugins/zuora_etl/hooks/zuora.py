@@ -60,10 +60,12 @@ class ZuoraApiError(AirflowException):
         request_id: str | None = None,
         retry_after: float | None = None,
         transient: bool | None = None,
+        misconfigured: bool = False,
     ) -> None:
         super().__init__(message)
         self.status, self.code, self.request_id, self.retry_after = status, code, request_id, retry_after
         self.transient = transient
+        self.misconfigured = misconfigured  # the connection itself is wrong: nothing was sent
 
     @property
     def retryable(self) -> bool:
@@ -77,7 +79,10 @@ class ZuoraApiError(AirflowException):
 
     @property
     def fatal(self) -> bool:
-        """A refusal of the request itself (4xx other than 429) that retrying cannot change."""
+        """A refusal of the request itself (4xx other than 429), or a connection that cannot be
+        used as configured: retrying cannot change either."""
+        if self.misconfigured:
+            return True
         return not self.retryable and self.status is not None and 400 <= self.status < 500
 
 
@@ -351,17 +356,20 @@ def _base_url(conn_id: str, host: str | None, data_center: str | None) -> str:
             f"connection {conn_id!r}: data_center {data_center!r} is not one of Zuora's REST base URLs "
             f"({', '.join(DATA_CENTERS)}); put any other URL in host",
             transient=False,
+            misconfigured=True,
         )
     if host and data_center and host != data_center:
         raise ZuoraApiError(
             f"connection {conn_id!r} names two base URLs, host {host!r} and data_center {data_center!r}: keep one",
             transient=False,
+            misconfigured=True,
         )
     if not (host or data_center):
         raise ZuoraApiError(
             f"connection {conn_id!r} has no REST base URL: set host (e.g. https://rest.na.zuora.com) "
             "or, for a zuora connection, pick a data center",
             transient=False,
+            misconfigured=True,
         )
     return host or data_center
 
