@@ -189,7 +189,8 @@ def settle_pending(sink: Sink, mapping: Mapping, state: StateStore, family: str)
     held = sink.updated_dates(mapping, list({rid for _, rid, _ in pending}))
     committed = [seq for seq, rid, upd in pending if rid in held and (upd is None or held[rid] >= upd)]
     state.set_outcome(committed, "loaded")
-    state.set_outcome([seq for seq, _, _ in pending if seq not in set(committed)], "aborted")
+    done = set(committed)
+    state.set_outcome([seq for seq, _, _ in pending if seq not in done], "aborted")
     log.warning("%s: settled %d pending ledger rows of a worker that died (%d had committed)",
                 mapping.object, len(pending), len(committed))  # fmt: skip
     return len(committed)
