@@ -56,14 +56,16 @@ class SyncEnv:
         monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", conn_json)
         dispose_engines()
 
-    def run(self, dag_id: str, conf: dict | None = None) -> str:
+    def run(self, dag_id: str, conf: dict | None = None, defaults: bool = True) -> str:
+        """Run a DAG with dag.test(); `defaults` fills a sync DAG's params (start, end, dry_run)."""
         dag = dagbag().dags[dag_id]
         retries = {task.task_id: task.retries for task in dag.tasks}
         for task in dag.tasks:
             task.retries = 0  # a failure must show now, not after a 5-minute retry delay
         try:
             # Every param is given: dag.test() keeps the conf of an earlier run on the cached DAG.
-            run = dag.test(run_conf={"start": None, "end": None, "dry_run": False, **(conf or {})})
+            base = {"start": None, "end": None, "dry_run": False, "slices": None} if defaults else {}
+            run = dag.test(run_conf={**base, **(conf or {})})
         finally:
             for task in dag.tasks:
                 task.retries = retries[task.task_id]

@@ -12,6 +12,7 @@ fields. Types drive mapping validation (every field is staged as text).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from functools import cache
 
@@ -46,6 +47,28 @@ CUSTOM_SUFFIX = "__c"
 FILTER_REQUIRED = {"invoice_items", "rate_plan_charges", "rate_plan_charge_tiers"}
 ACTION_TYPES = {"invoices": "Invoice", "payments": "Payment", "refunds": "Refund"}  # POST /v1/action/update
 MEMO_PATHS = {"credit_memos": "credit-memos", "debit_memos": "debit-memos"}  # PUT /v1/{path}/{id}
+# The number people quote for a record (on an invoice PDF, in a support ticket), by which a replay
+# finds it; a subscription's number is its `name`.
+NUMBER_FIELDS = {
+    "accounts": "accountNumber", "subscriptions": "name", "rate_plan_charges": "chargeNumber",
+    "orders": "orderNumber", "order_line_items": "itemNumber", "invoices": "invoiceNumber",
+    "payments": "paymentNumber", "refunds": "refundNumber", "credit_memos": "memoNumber", "debit_memos": "memoNumber",
+}  # fmt: skip
+# Records that are parts of another (an invoice's items, a subscription's rate plans): a replay of
+# the whole brings its parts, by the field naming the whole.
+PART_OF = {
+    "contacts": ("accounts", "accountId"),
+    "rate_plans": ("subscriptions", "subscriptionId"),
+    "rate_plan_charges": ("rate_plans", "ratePlanId"),
+    "rate_plan_charge_tiers": ("rate_plan_charges", "ratePlanChargeId"),
+    "order_actions": ("orders", "orderId"),
+    "order_line_items": ("orders", "orderId"),
+    "invoice_items": ("invoices", "invoiceId"),
+    "credit_memo_items": ("credit_memos", "creditMemoId"),
+    "debit_memo_items": ("debit_memos", "debitMemoId"),
+}
+# Zuora ids are 32 lowercase hexadecimal characters; anything else a replay is given is a number.
+ZUORA_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 
 
 @dataclass(frozen=True)
@@ -58,6 +81,7 @@ class ZuoraObject:
     filter_required: bool = False  # Zuora refuses a request without any filter[]
     action_type: str | None = None  # POST /v1/action/update type, for TransferredToAccounting
     memo_path: str | None = None  # PUT /v1/{memo_path}/{id}, for memos' transferredToAccounting
+    number_field: str | None = None  # the record's human-facing number (invoiceNumber...)
 
     def field(self, name: str) -> str | None:
         """The catalog's spelling of a field (Zuora's names are case-insensitive), or None."""
@@ -89,6 +113,7 @@ def _load() -> dict[str, ZuoraObject]:
             filter_required=name in FILTER_REQUIRED,
             action_type=ACTION_TYPES.get(name),
             memo_path=MEMO_PATHS.get(name),
+            number_field=NUMBER_FIELDS.get(name),
         )
     return objects
 

@@ -11,11 +11,16 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .catalog import OBJECTS, get_object
-from .settings import SYSTEMIC_REJECT_MIN_ROWS, SYSTEMIC_REJECT_RATIO, include_dir
-from .windows import DEFAULT_OVERLAP_S, DEFAULT_SETTLE_S
+from .settings import (
+    DEFAULT_OVERLAP_S,
+    DEFAULT_SETTLE_S,
+    SINK_CONNECTIONS,
+    SYSTEMIC_REJECT_MIN_ROWS,
+    SYSTEMIC_REJECT_RATIO,
+    include_dir,
+)
 
 FILTER_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*\.(EQ|NE|LT|GT|LE|GE|SW|IN):.+$")
-SINK_CONNECTIONS = {"crm": "zuora_crm_sink", "erp": "zuora_erp_sink"}
 
 
 class ParentLink(BaseModel):
@@ -70,7 +75,7 @@ class Family(BaseModel):
     retry_delay_minutes: float = 5
     settle_seconds: int = DEFAULT_SETTLE_S
     overlap_seconds: int = DEFAULT_OVERLAP_S
-    slices: int = Field(default=1, ge=1, le=16)
+    slices: int | None = Field(default=None, ge=1, le=16)  # None: by expected volume (planning.slice_count)
     systemic_reject_ratio: float = Field(default=SYSTEMIC_REJECT_RATIO, gt=0, le=1)
     systemic_reject_min_rows: int = Field(default=SYSTEMIC_REJECT_MIN_ROWS, ge=1)
     objects: list[FamilyObject]
@@ -130,6 +135,19 @@ def load_families(directory: Path | None = None) -> tuple[Family, ...]:
     if len(set(ids)) != len(ids):
         raise ValueError(f"two family files in {directory} share a family name")
     return families
+
+
+def usable_families(directory: Path | None = None) -> tuple[list[Family], dict[str, str]]:
+    """Every family whose file validates, and why the others do not (file name -> error): a DAG
+    that spans families (replay) keeps serving the good ones when one file is broken."""
+    directory = directory or families_dir()
+    good, broken = [], {}
+    for path in sorted(directory.glob("*.yaml")):
+        try:
+            good.append(load_family(path))
+        except ValueError as exc:
+            broken[path.name] = str(exc)
+    return good, broken
 
 
 def get_family(name: str, directory: Path | None = None) -> Family:

@@ -8,14 +8,17 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypedDict
 
+import pandas as pd
 from airflow.sdk import ObjectStoragePath
 
 from .catalog import ZuoraObject
 from .hooks.zuora import ZuoraApiError, ZuoraHook
+from .manifests import ExtractResult, HeldParents, LoadResult, TransformResult
 from .mapping import CARRY_PREFIX, Mapping, apply_mapping
+from .settings import DRY_RUN_SAMPLES
 from .sinks import Sink
 from .staging import PartWriter, read_frame, read_frames, write_frame
 from .state import PENDING, StateStore
@@ -26,14 +29,6 @@ log = logging.getLogger(__name__)
 # Ids per `id.IN:[...]` request: 40 ids of 32 characters keep the URL near 1.5 kB, far from any
 # proxy's limit, while a page of 99 still fits the answer of 40 parents' items in most tenants.
 IN_CHUNK = 40
-
-
-class HeldParents(TypedDict):
-    """A parent's records that did not land, for holding back their children (an XCom value)."""
-
-    object: str  # the parent object, e.g. invoices
-    key: str  # the child's field naming its parent, e.g. invoiceId
-    ids: list[str]  # parent ids that did not land (quarantined, refused, held)
 
 
 def extraction_fields(mapping: Mapping, extra: list[str] = ()) -> list[str]:
@@ -73,15 +68,41 @@ def extract_pages(
     return {"parts": writer.parts, "rows": writer.rows, **streamed}
 
 
-def merge(manifests: list[dict]) -> dict:
-    out = {"parts": [], "rows": 0, "pages": 0, "max_updated": None, "api_calls": 0}
+def merge(manifests: Sequence[dict]) -> dict:
+    """One manifest from several reads of one object (window slices, mapped extracts, retries):
+    parts, windows and gone ids concatenated, counts summed, the newest updatedDate kept."""
+    out: dict = {"parts": [], "rows": 0, "pages": 0, "max_updated": None, "api_calls": 0}
+    lists, sums = ("windows", "gone_ids"), ("retried", "extract_seconds")
     for m in manifests:
+        for k, v in m.items():
+            out.setdefault(k, v if k not in (*lists, *sums) else type(v)())
         out["parts"] += m["parts"]
         out["rows"] += m["rows"]
         out["pages"] += m.get("pages", 0)
         out["api_calls"] += m.get("api_calls", 0)
         out["max_updated"] = _newer(out["max_updated"], m.get("max_updated"))
+        for k in lists:
+            out[k] = [*out.get(k, []), *m.get(k, [])]
+        for k in sums:
+            if k in m:
+                out[k] = round(out.get(k, 0) + m[k], 3)
     return out
+
+
+def one_manifest(value: ExtractResult | Sequence[ExtractResult] | None) -> ExtractResult | None:
+    """An object's extraction as one manifest, whether its extract task was mapped over slices (a
+    sequence, one per slice) or not."""
+    if value is None or isinstance(value, dict):
+        return value
+    found = [m for m in value if m]
+    return merge(found) if found else None  # type: ignore[return-value]
+
+
+def stage_ids(directory: ObjectStoragePath, name: str, ids: Sequence[str]) -> list[str]:
+    """Ids as one staged part (column `id`), for a next step to read by: XCom carries only its path."""
+    if not ids:
+        return []
+    return [write_frame(directory / f"{name}.parquet", pd.DataFrame({"id": list(dict.fromkeys(ids))}))]
 
 
 def extract_windows(
@@ -91,12 +112,14 @@ def extract_windows(
     filters: list[str],
     windows: list[Window],
     directory: ObjectStoragePath,
+    prefix: str = "raw-s",
 ) -> dict:
-    """Extract each window slice, in parallel threads (each with its own hook and token)."""
+    """Extract each window slice, in parallel threads (each with its own hook and token); part
+    names carry `prefix` (mapped tasks put their map index in it, so no two tasks share a name)."""
 
     def one(i: int, window: Window) -> dict:
         hook = make_hook()
-        manifest = extract_pages(hook, obj, fields, [*window.filters(), *filters], directory, f"raw-s{i:02d}")
+        manifest = extract_pages(hook, obj, fields, [*window.filters(), *filters], directory, f"{prefix}{i:02d}")
         manifest["api_calls"] = hook.api_calls
         return manifest
 
@@ -130,7 +153,7 @@ def extract_ids(
             "api_calls": hook.api_calls}  # fmt: skip
 
 
-def read_ids(parts: list[str], column: str = "id") -> list[str]:
+def read_ids(parts: Sequence[str], column: str = "id") -> list[str]:
     ids: list[str] = []
     for part in parts:
         frame = read_frame(part)
@@ -138,11 +161,13 @@ def read_ids(parts: list[str], column: str = "id") -> list[str]:
     return ids
 
 
-def transform(mapping: Mapping, manifest: dict, directory: ObjectStoragePath, carry: tuple[str, ...] = ()) -> dict:
+def transform(
+    mapping: Mapping, manifest: ExtractResult, directory: ObjectStoragePath, carry: tuple[str, ...] = ()
+) -> TransformResult:
     """Apply the mapping part by part; write transformed parts and one quarantine part per raw part.
     Counts, per Zuora field, the records that failed it (`column_failures`, with a sample reason)."""
     started = time.monotonic()
-    out = {**manifest, "parts": [], "raw_parts": manifest["parts"], "quarantine_parts": [], "rows_in": 0,
+    out: dict = {**manifest, "parts": [], "raw_parts": manifest["parts"], "quarantine_parts": [], "rows_in": 0,
            "rows_out": 0, "quarantined": 0, "column_failures": {}}  # fmt: skip
     failures: Counter[str] = Counter()
     samples: dict[str, str] = {}
@@ -163,10 +188,10 @@ def transform(mapping: Mapping, manifest: dict, directory: ObjectStoragePath, ca
     out["transform_seconds"] = round(time.monotonic() - started, 3)
     if out["quarantined"]:
         log.warning("%s: %d of %d records quarantined", mapping.object, out["quarantined"], out["rows_in"])
-    return out
+    return out  # type: ignore[return-value]
 
 
-def systemic_failure(result: dict, ratio: float, min_rows: int) -> str | None:
+def systemic_failure(result: TransformResult, ratio: float, min_rows: int) -> str | None:
     """Why an object's records fail as a whole (one field failing at least `ratio` of them, and
     at least `min_rows`), or None when failures, if any, are record by record."""
     rows = result.get("rows_in", 0)
@@ -199,14 +224,14 @@ def settle_pending(sink: Sink, mapping: Mapping, state: StateStore, family: str)
 def load(
     sink: Sink,
     mapping: Mapping,
-    manifest: dict,
+    manifest: TransformResult,
     state: StateStore,
     run_id: str,
     family: str,
     *,
     force: bool = False,
     held_parents: HeldParents | None = None,
-) -> dict:
+) -> LoadResult:
     """Upsert the transformed parts; ledger every record; dead-letter what did not land.
 
     Records whose parent did not land (`held_parents`: the parent's failed ids and the carried
@@ -261,9 +286,28 @@ def load(
         log.warning("%s: %d records held back with their %s that did not land", obj, held, held_parents["object"])
     if resolved:
         log.info("%s: %d dead letters resolved (%d gone from Zuora)", obj, resolved, len(gone))
-    return {**manifest, "loaded": loaded, "unchanged": unchanged, "rejected": rejected, "held": held,
-            "resolved": resolved, "failed_ids": failed_ids,
+    return {**manifest, "dry_run": False, "loaded": loaded, "inserted": 0, "updated": 0, "unchanged": unchanged,
+            "rejected": rejected, "held": held, "resolved": resolved, "failed_ids": failed_ids, "differences": [],
             "load_seconds": round(time.monotonic() - started, 3)}  # fmt: skip
+
+
+def preview(sink: Sink, mapping: Mapping, manifest: TransformResult, *, force: bool = False) -> LoadResult:
+    """A dry run's load: what the target would gain, counted and sampled, writing nothing (no
+    table, no ledger, no dead letter)."""
+    started = time.monotonic()
+    inserted = updated = unchanged = 0
+    differences: list = []
+    for frame in read_frames(manifest["parts"]):
+        diff = sink.compare(mapping, frame, force=force)
+        inserted += len(diff.inserted)
+        updated += len(diff.updated)
+        unchanged += len(diff.unchanged)
+        differences += diff.differences[: max(0, DRY_RUN_SAMPLES - len(differences))]
+    log.info("%s (dry run): %d would be inserted, %d updated, %d unchanged", mapping.object, inserted, updated,
+             unchanged)  # fmt: skip
+    return {**manifest, "dry_run": True, "loaded": inserted + updated, "inserted": inserted, "updated": updated,
+            "unchanged": unchanged, "rejected": 0, "held": 0, "resolved": 0, "failed_ids": [],
+            "differences": differences, "load_seconds": round(time.monotonic() - started, 3)}  # fmt: skip
 
 
 def _hold(
@@ -278,7 +322,9 @@ def _hold(
     state.record_outcomes(run_id, family, obj, "held", zip(rows[mapping.key], rows["updated_date"], strict=True))
 
 
-def mark_transferred(hook: ZuoraHook, obj: ZuoraObject, manifest: dict) -> tuple[list[str], list[tuple[str, str]]]:
+def mark_transferred(
+    hook: ZuoraHook, obj: ZuoraObject, manifest: LoadResult
+) -> tuple[list[str], list[tuple[str, str]]]:
     """Flag the loaded documents `TransferredToAccounting=Yes` in Zuora; returns (marked, failures).
 
     Documents already flagged are left alone, so a rerun does not mark twice; documents that did

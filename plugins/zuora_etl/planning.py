@@ -3,14 +3,36 @@ run's data interval. Pure functions over plain values; the DAG's `plan` task onl
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
+
+from croniter import croniter
 
 from .families import Family
+from .manifests import LoadResult, Mode, Moved, ObjectPlan, RunPlan, WindowDict
+from .settings import (
+    FIRST_LOAD_SLICES,
+    FIRST_LOAD_SPAN_DAYS,
+    INITIAL_WATERMARK_VARIABLE,
+    MAX_COALESCED_RUNS,
+    MAX_SLICES,
+    SETTLE_VARIABLE,
+    SLICE_TARGET_ROWS,
+)
 from .windows import Window, hwm_variable, incremental_window, parse_instant, range_window
 
-SETTLE_VARIABLE = "zuora_etl_settle_seconds"
-INITIAL_WATERMARK_VARIABLE = "zuora_etl_initial_watermark"
+
+def slice_count(window: Window, density: float | None, fixed: int | None = None) -> int:
+    """How many mapped slices read `window`: `fixed` when asked for (a param or the family's
+    `slices`), else by the expected volume (records per second of window from recent runs), else,
+    with no history, a few for a long window (a first load, a backfill before any sync)."""
+    if fixed and fixed > 0:
+        return int(fixed)
+    span = (window.hi - (window.lo or window.split_origin())).total_seconds()
+    if density is None:
+        return FIRST_LOAD_SLICES if span > FIRST_LOAD_SPAN_DAYS * 86400 else 1
+    return max(1, min(MAX_SLICES, math.ceil(density * span / SLICE_TARGET_ROWS)))
 
 
 def plan_run(
@@ -20,46 +42,90 @@ def plan_run(
     interval: tuple[datetime | None, datetime | None],
     now: datetime,
     get_variable: Callable[[str], str | None],
-) -> dict:
-    """`{"mode", "objects": {name: {"windows": [...], "watermark", "by_parent"}}}`.
+    *,
+    run_id: str = "",
+    staging_dir: str = "",
+    density: Callable[[str], float | None] = lambda _: None,
+    chosen_interval: bool = False,
+    backfill_end: Callable[[], datetime | None] | None = None,
+) -> RunPlan:
+    """What each object reads in this run.
 
     - `start`/`end` params: a backfill over that range; watermarks stay where they are.
-    - a backfill run (`airflow dags backfill`): its data interval, likewise.
+    - a backfill run (Airflow's backfill), or a manual run given a data interval in the trigger
+      form (`chosen_interval`): that interval, likewise.
     - otherwise: from each object's watermark (minus the overlap) to now minus the settle lag.
-    `dry_run` reads and transforms but loads, marks and advances nothing.
+    `dry_run` reads and transforms, then reports what loading would change; nothing is written.
+    A window is split into slices (one mapped extract each), see `slice_count`.
     """
     settle = get_variable(SETTLE_VARIABLE)
     settle_s = int(settle) if settle not in (None, "") else family.settle_seconds
     initial = get_variable(INITIAL_WATERMARK_VARIABLE) or None
     if initial:
         parse_instant(initial)  # a bad Variable fails the plan, loudly, before anything is read
-    fixed: Window | None = None
-    mode = "sync"
-    if params.get("start"):
-        fixed, mode = range_window(str(params["start"]), params.get("end") or None, now), "backfill"
-    elif params.get("end"):
-        raise ValueError("'end' needs a 'start'")
-    elif run_type == "backfill" and interval[0] and interval[1] and interval[0] < interval[1]:
-        fixed, mode = Window(parse_instant(interval[0]), parse_instant(interval[1])), "backfill"
+    fixed, how = requested_range(params, run_type, interval, now, chosen_interval)
+    mode: Mode = "backfill" if fixed else "sync"
+    if fixed and how == "backfill run" and backfill_end is not None:
+        end = backfill_end()  # one run of the chain reads it all (backfill_block)
+        if end is None:
+            mode, how = "covered", "an earlier run of this backfill reads this interval"
+        elif end > fixed.hi:
+            fixed, how = Window(fixed.lo, end), f"backfill run, reading the runs up to {end.isoformat()} too"
     if params.get("dry_run"):
         mode = "dry_run"
-    objects = {}
+    objects: dict[str, ObjectPlan] = {}
     for o in family.objects:
         if o.parent:
-            objects[o.name] = {"windows": [], "watermark": None, "by_parent": o.parent.object}
+            objects[o.name] = {"windows": [], "watermark": None, "by_parent": o.parent.object, "id_parts": []}
             continue
         watermark = get_variable(hwm_variable(family.family, o.name))
         window = fixed or incremental_window(watermark, initial, now, family.overlap_seconds, settle_s)
-        windows = window.split(family.slices) if window else []
-        objects[o.name] = {"windows": [w.to_dict() for w in windows], "watermark": watermark, "by_parent": None}
-    return {"family": family.family, "mode": mode, "objects": objects}
+        if mode == "covered":
+            window = None
+        count = slice_count(window, density(o.name), params.get("slices") or family.slices) if window else 0
+        windows = [w.to_dict() for w in window.split(count)] if window else []
+        objects[o.name] = {"windows": windows, "watermark": watermark, "by_parent": None, "id_parts": []}
+    plan: RunPlan = {"family": family.family, "mode": mode, "run_id": run_id, "staging_dir": staging_dir,
+                     "objects": objects, "force": False}  # fmt: skip
+    if how:
+        plan["backfill"] = how
+    return plan
 
 
-def should_advance(plan: dict) -> bool:
+def requested_range(
+    params: dict,
+    run_type: str,
+    interval: tuple[datetime | None, datetime | None],
+    now: datetime,
+    chosen_interval: bool = False,
+) -> tuple[Window | None, str | None]:
+    """The fixed range a run was asked to read, and how it was asked; (None, None) for a sync.
+
+    Raises ValueError, naming the fix, for a range that cannot be read: a `start` that is not an
+    ISO date, an `end` without `start`, or `start`/`end` typed into Airflow's Backfill dialog
+    (every run of the backfill would read the whole range again)."""
+    start, end = params.get("start") or None, params.get("end") or None
+    if end and not start:
+        raise ValueError("'end' needs a 'start' (an ISO date such as 2026-06-01, or a datetime)")
+    if start and run_type == "backfill":
+        raise ValueError(
+            "this run belongs to an Airflow backfill, which already gives each run its own interval; "
+            "'start'/'end' would make every run of it read the whole range again. Either trigger one run "
+            "with 'start'/'end' (fastest), or run the backfill without them."
+        )
+    if start:
+        return range_window(str(start), str(end) if end else None, now), "params"
+    lo, hi = interval
+    if lo and hi and lo < hi and (run_type == "backfill" or chosen_interval):
+        return Window(parse_instant(lo), parse_instant(hi)), "backfill run" if run_type == "backfill" else "interval"
+    return None, None
+
+
+def should_advance(plan: RunPlan) -> bool:
     return plan["mode"] == "sync"
 
 
-def next_watermark(current: str | None, newest: str | None, windows: list[dict]) -> str | None:
+def next_watermark(current: str | None, newest: str | None, windows: list[WindowDict]) -> str | None:
     """Where an object's watermark moves after a committed load: to the newest updatedDate read,
     but never past the end of the window that was read (a record stamped in the future, 2099 from
     a misconfigured source, must not make every later window empty) and never backwards."""
@@ -72,3 +138,70 @@ def next_watermark(current: str | None, newest: str | None, windows: list[dict])
     if current is not None and value <= parse_instant(current):
         return current
     return target
+
+
+def advance_watermarks(
+    plan: RunPlan,
+    loads: dict[str, LoadResult | None],
+    get_variable: Callable[[str], str | None],
+    set_variable: Callable[[str, str], None],
+) -> Moved:
+    """Move each windowed object's watermark to the newest updatedDate its committed load read
+    (see `next_watermark`); only a sync moves watermarks."""
+    if not should_advance(plan):
+        return {}
+    moved: Moved = {}
+    for name, obj_plan in plan["objects"].items():
+        if obj_plan["by_parent"] or name not in loads:
+            continue
+        load = loads[name]
+        variable = hwm_variable(plan["family"], name)
+        current = get_variable(variable)
+        target = next_watermark(current, load and load.get("max_updated"), obj_plan["windows"])
+        if target is not None and target != current:
+            set_variable(variable, target)
+            moved[name] = {"from": current, "to": target}
+    return moved
+
+
+BACKFILL_RUN_PREFIX = "backfill__"
+
+
+def backfill_block(
+    interval: tuple[datetime, datetime],
+    schedule: str,
+    count_runs: Callable[[list[str]], int],
+    limit: int = MAX_COALESCED_RUNS,
+) -> datetime | None:
+    """The end of the range this run of an Airflow backfill reads, or None when an earlier run of
+    the same backfill reads it.
+
+    Airflow's Backfill dialog makes one run per schedule interval (721 for a month of an hourly
+    DAG); each would pay a whole run's fixed cost for an hour of records. Instead the first run of
+    each unbroken chain of backfill runs (the leader: no backfill run ends where it starts) reads
+    the whole chain in one range, split into slices; the others (followers) find a leader before
+    them and read nothing. `count_runs` counts the existing runs among given run ids (Airflow's
+    `get_dr_count`); all runs of a backfill exist from its start, so the chain is known."""
+    start, end = (parse_instant(v) for v in interval)
+    if count_runs([_backfill_run_id(start)]):
+        return None
+    ticks = croniter(schedule, end)
+    successors = [_backfill_run_id(ticks.get_next(datetime)) for _ in range(limit)]
+    # The longest prefix of successors that all exist: gallop (1, 2, 4... ids per call) then halve,
+    # about 2 log2(n) small calls for a chain of n.
+    lo, step = 0, 1
+    while lo + step <= limit and count_runs(successors[lo : lo + step]) == step:
+        lo, step = lo + step, step * 2
+    hi = min(limit, lo + step - 1)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if count_runs(successors[lo:mid]) == mid - lo:
+            lo = mid
+        else:
+            hi = mid - 1
+    return parse_instant(successors[lo - 1].removeprefix(BACKFILL_RUN_PREFIX)) if lo else end
+
+
+def _backfill_run_id(run_after: datetime) -> str:
+    """The id Airflow gives the backfill run of the interval ending at `run_after`."""
+    return f"{BACKFILL_RUN_PREFIX}{run_after.astimezone(UTC).isoformat()}"

@@ -319,12 +319,13 @@ def runs_per_day(schedule: str | None, start: datetime | None = None) -> float:
 
 
 def calls_per_run(family: Family) -> int:
-    """At least one call per object (per time slice for objects read by window), plus one marking
-    call per flagged object (one action/update per 50 documents, or one PUT per memo)."""
+    """At least one call per object (per time slice for objects read by window: an incremental
+    window is one slice unless the family fixes more), plus, per flagged object, one marking call
+    (one action/update per 50 documents, or one PUT per memo) and one to read the flagged back."""
     calls = 0
     for o in family.objects:
-        calls += 1 if o.parent else family.slices
-        calls += 1 if o.mark_transferred else 0
+        calls += 1 if o.parent else (family.slices or 1)
+        calls += 2 if o.mark_transferred else 0
     return calls
 
 

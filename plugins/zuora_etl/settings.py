@@ -1,13 +1,26 @@
-"""Every setting of the library in one place, with its default and where it can be overridden.
+"""Every setting of the library in one place: its default, why, and where it can be overridden.
 
 | setting | default | override |
 | --- | --- | --- |
 | include directory (families/, mappings/) | `<project>/include` | env `ZUORA_ETL_INCLUDE_DIR` |
+| Zuora connection | `zuora_default` | operator argument `zuora_conn_id` |
+| state connection | `zuora_etl_state` | operator argument `state_conn_id` |
+| sink connections | `zuora_crm_sink`, `zuora_erp_sink` | family `sink_conn_id` |
+| Zuora API pool | `zuora_api` | (create it with the slots your tenant allows) |
 | staging root | `$AIRFLOW_HOME/zuora_staging` | Variable `zuora_etl_staging_root` |
+| staging retention of failed runs | 7 days | - |
 | settle lag | family `settle_seconds` (120 s) | Variable `zuora_etl_settle_seconds` (every family) |
+| overlap below the watermark | family `overlap_seconds` (300 s) | family file |
 | first load start | whole history | Variable `zuora_etl_initial_watermark` |
+| slices per window | automatic by expected volume | family `slices` (fixed), param `slices` |
+| rows per slice (automatic) | 50,000 | - |
+| most slices of one window | 8 | - |
+| runs of one Airflow backfill read together | up to 9,000 | - |
+| replay approval threshold | 1,000 records | Variable `zuora_etl_replay_approval_threshold` |
+| dry-run difference samples | 5 per object | - |
 | systemic rejection ratio | 0.5 | family `systemic_reject_ratio` |
 | systemic rejection minimum rows | 20 | family `systemic_reject_min_rows` |
+| rows per staged part | 20,000 | - |
 """
 
 from __future__ import annotations
@@ -19,6 +32,47 @@ from . import INCLUDE_DIR
 
 INCLUDE_DIR_ENV = "ZUORA_ETL_INCLUDE_DIR"
 
+ZUORA_CONN_ID = "zuora_default"
+STATE_CONN_ID = "zuora_etl_state"
+SINK_CONNECTIONS = {"crm": "zuora_crm_sink", "erp": "zuora_erp_sink"}
+# Bounds concurrent Zuora calls across all DAGs (Object Query allows 40-80 concurrent requests per
+# tenant); every extract and mark task, and every mapped slice, takes one slot.
+API_POOL = "zuora_api"
+
+STAGING_ROOT_VARIABLE = "zuora_etl_staging_root"
+SETTLE_VARIABLE = "zuora_etl_settle_seconds"
+INITIAL_WATERMARK_VARIABLE = "zuora_etl_initial_watermark"
+REPLAY_APPROVAL_VARIABLE = "zuora_etl_replay_approval_threshold"
+
+# Default overlap below the watermark: records that share the watermark's second, or that Zuora
+# committed a little late with an earlier updatedDate, are read again; the upsert makes it free.
+DEFAULT_OVERLAP_S = 300
+# Default settle lag: Zuora's read side can trail its writes by some seconds; reading only up to
+# now minus this keeps a record committed late from falling behind an advanced watermark.
+DEFAULT_SETTLE_S = 120
+
+# Automatic slicing: a window expected to hold more than this many records is split so that each
+# mapped extract reads about this many (a few minutes of paging at Zuora's 0.2-1 s per page of 99),
+# and no more than MAX_SLICES: each slice holds one `zuora_api` pool slot and one Zuora cursor.
+SLICE_TARGET_ROWS = 50_000
+MAX_SLICES = 8
+# A window with no history to estimate from (a first load, a backfill before any sync) longer than
+# this is split into FIRST_LOAD_SLICES: volume unknown, but a tenant's history is rarely small.
+FIRST_LOAD_SPAN_DAYS = 30
+FIRST_LOAD_SLICES = 4
+
+# Runs of one Airflow backfill read by its first run in one range (see planning.backfill_block):
+# a year of an hourly DAG, in one message to the API server.
+MAX_COALESCED_RUNS = 9_000
+
+# A replay of more records than this waits for a human's approval in the UI: a replay overwrites
+# target rows and may flag documents in Zuora, and ten thousand ids pasted by mistake cost hours.
+REPLAY_APPROVAL_THRESHOLD = 1_000
+# How long an approval waits before the replay gives up (rejects).
+REPLAY_APPROVAL_TIMEOUT_H = 24
+# Field-level differences a dry run shows per object: enough to see what changes, small for XCom.
+DRY_RUN_SAMPLES = 5
+
 # An object whose records fail one mapping column at this share or more is failing systemically
 # (a wrong type, a renamed field), not record by record: it fails before anything loads. Half is
 # far above any tenant's share of genuinely bad records and far below "every record fails".
@@ -26,6 +80,13 @@ SYSTEMIC_REJECT_RATIO = 0.5
 # ...when at least this many records failed that column: a handful of bad records among a handful
 # read is dead-lettered and retried like any other, not a reason to stop the family.
 SYSTEMIC_REJECT_MIN_ROWS = 20
+
+# Rows per raw part: bounds extraction memory (a part of 20k wide rows is a few tens of MB) while
+# keeping Parquet files large enough to compress and read efficiently.
+PART_ROWS = 20_000
+# A failed run's staging is kept for a rerun of its failed tasks; after this long a later
+# successful run of the family sweeps it.
+STAGING_RETENTION_S = 7 * 86400
 
 
 def include_dir() -> Path:

@@ -18,10 +18,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from airflow.sdk import ObjectStoragePath, Variable
 
-STAGING_ROOT_VARIABLE = "zuora_etl_staging_root"
-# Rows per raw part: bounds extraction memory (a part of 20k wide rows is a few tens of MB) while
-# keeping Parquet files large enough to compress and read efficiently.
-PART_ROWS = 20_000
+from . import settings
+from .settings import STAGING_RETENTION_S, STAGING_ROOT_VARIABLE
 
 
 def default_root() -> str:
@@ -51,7 +49,7 @@ def as_text(value: Any) -> str | None:
 
 
 class PartWriter:
-    """Streams records into numbered Parquet parts of at most PART_ROWS rows, all columns text."""
+    """Streams records into numbered Parquet parts of at most `settings.PART_ROWS` rows, all columns text."""
 
     def __init__(self, directory: ObjectStoragePath, prefix: str, fields: list[str]) -> None:
         self.directory, self.prefix, self.fields = directory, prefix, fields
@@ -71,7 +69,7 @@ class PartWriter:
                 value = rec.get(name)
                 buffer[name].append(value if value is None or value.__class__ is str else as_text(value))
             self.buffered += 1
-            if self.buffered >= PART_ROWS:
+            if self.buffered >= settings.PART_ROWS:
                 self.flush()
                 buffer = self.buffer
 
@@ -115,8 +113,6 @@ def remove_tree(path: ObjectStoragePath) -> None:
 
 
 # A failed run keeps its staging for its retries and for inspection; a later successful run of the
-# family removes what is older than this. A week covers a weekend of unattended failures.
-STAGING_RETENTION_S = 7 * 86400
 
 
 def _modified(info: dict) -> float | None:

@@ -20,8 +20,8 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from .db import add_missing_columns, create_tables, engine_for
+from .settings import STATE_CONN_ID
 
-STATE_CONN_ID = "zuora_etl_state"
 metadata = sa.MetaData()
 
 
@@ -52,6 +52,7 @@ runs = sa.Table(
     sa.Column("rows_quarantined", sa.Integer),
     sa.Column("rows_rejected", sa.Integer),
     sa.Column("rows_marked", sa.Integer),
+    sa.Column("rows_inserted", sa.Integer),  # a dry run: of rows_loaded, how many would be new
     sa.Column("api_calls", sa.Integer),
     sa.Column("seconds", sa.Float),
     sa.Column("watermark_before", sa.String(40)),
@@ -105,7 +106,8 @@ class StateStore:
     def __init__(self, conn_id: str = STATE_CONN_ID, engine: sa.Engine | None = None) -> None:
         self.engine = engine or engine_for(conn_id)
         create_tables(self.engine, *metadata.sorted_tables)
-        add_missing_columns(self.engine, dead_letters)  # state databases made before a column existed
+        for table in (dead_letters, runs):  # state databases made before a column existed
+            add_missing_columns(self.engine, table)
 
     # ---------- ledger ----------
     def record_outcomes(
@@ -223,6 +225,27 @@ class StateStore:
             query = query.where(runs.c.family == family)
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
+
+    def run_statuses(self, run_id: str, family: str) -> dict[str, str]:
+        """The status `summarize` recorded for each object of a run ({} when it recorded none)."""
+        query = sa.select(runs.c.object, runs.c.status).where((runs.c.run_id == run_id) & (runs.c.family == family))
+        with self.engine.connect() as conn:
+            return dict(conn.execute(query).tuples().all())
+
+    def recent_density(self, family: str, obj: str, limit: int = 10) -> float | None:
+        """Records per second of window read by the object's last successful windowed runs, or None
+        without such a run: how the plan estimates a window's volume to slice it."""
+        query = (
+            sa.select(runs.c.rows_extracted, runs.c.window_lo, runs.c.window_hi)
+            .where((runs.c.family == family) & (runs.c.object == obj) & runs.c.status.in_(["success", "partial"]))
+            .where(runs.c.mode.in_(["sync", "backfill"]) & runs.c.window_lo.is_not(None))
+            .order_by(runs.c.finished_at.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            found = conn.execute(query).tuples().all()
+        seconds = sum((hi - lo).total_seconds() for _, lo, hi in found if lo and hi and hi > lo)
+        return sum(n or 0 for n, _, _ in found) / seconds if seconds > 0 else None
 
     def open_dead_letters(self, family: str | None = None, obj: str | None = None) -> list[dict]:
         query = sa.select(dead_letters).where(dead_letters.c.resolved_at.is_(None)).order_by(dead_letters.c.seq)

@@ -10,13 +10,12 @@ import itertools
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-# Default overlap below the watermark: records that share the watermark's second, or that Zuora
-# committed a little late with an earlier updatedDate, are read again; the upsert makes it free.
-DEFAULT_OVERLAP_S = 300
-# Default settle lag: Zuora's read side can trail its writes by some seconds; reading only up to
-# now minus this keeps a record committed late from falling behind an advanced watermark.
-DEFAULT_SETTLE_S = 120
+from .settings import DEFAULT_OVERLAP_S, DEFAULT_SETTLE_S
+
 WHOLE_HISTORY_LO = datetime(1970, 1, 1, tzinfo=UTC)  # used when a filter must be present
+# A window from the start of history is split as if it began here (Zuora's oldest tenants date from
+# the late 2000s); its first slice still reads everything before.
+HISTORY_SPLIT_ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def parse_instant(text: str | datetime | date) -> datetime:
@@ -60,12 +59,17 @@ class Window:
         lo = self.lo or WHOLE_HISTORY_LO
         return [f"updatedDate.GE:{zuora_instant(lo)}", f"updatedDate.LT:{zuora_instant(self.hi)}"]
 
+    def split_origin(self) -> datetime:
+        """Where a window from the start of history is taken to begin when split (its first slice
+        still reads everything before)."""
+        return self.lo or HISTORY_SPLIT_ORIGIN
+
     def split(self, n: int) -> list[Window]:
-        """n equal slices for parallel extraction (a window from the start of history is split from
-        the first record's era, taken as the initial watermark or 2000-01-01)."""
+        """n equal slices for parallel extraction, on whole seconds: `[lo, b1), [b1, b2), ...`, so
+        that records of one second, however many, fall in exactly one slice."""
         if n <= 1:
             return [self]
-        lo = self.lo or datetime(2000, 1, 1, tzinfo=UTC)
+        lo = self.split_origin()
         step = (self.hi - lo) / n
         bounds = [lo + step * i for i in range(n)] + [self.hi]
         bounds = [b.replace(microsecond=0) for b in bounds]

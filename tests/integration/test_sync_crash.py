@@ -7,7 +7,7 @@ import os
 import time
 
 import sqlalchemy as sa
-from zuora_etl import staging
+from zuora_etl import settings
 from zuora_etl.sinks.sql import SqlSink
 
 from tests.integration.test_sync_sqlite import assert_no_version_written_twice, ledger_rows
@@ -15,7 +15,7 @@ from tests.sync_harness import assert_family_matches
 
 
 def test_crash_in_the_middle_of_a_load_then_rerun(env, monkeypatch):
-    monkeypatch.setattr(staging, "PART_ROWS", 500)  # several parts, so the crash lands mid-load
+    monkeypatch.setattr(settings, "PART_ROWS", 500)  # several parts, so the crash lands mid-load
     real_upsert = SqlSink.upsert
     calls = {"n": 0}
 
@@ -50,7 +50,7 @@ def test_crash_in_the_middle_of_a_load_then_rerun(env, monkeypatch):
 
 
 def test_a_worker_dying_right_after_the_commit_still_leaves_every_row_ledgered(env, monkeypatch):
-    monkeypatch.setattr(staging, "PART_ROWS", 500)
+    monkeypatch.setattr(settings, "PART_ROWS", 500)
     real_upsert = SqlSink.upsert
     calls = {"n": 0}
 

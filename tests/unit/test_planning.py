@@ -1,25 +1,56 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import itertools
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from zuora_etl.families import get_family
-from zuora_etl.planning import next_watermark, plan_run
+from zuora_etl.planning import advance_watermarks, backfill_block, next_watermark, plan_run, slice_count
+from zuora_etl.settings import FIRST_LOAD_SLICES, MAX_SLICES, SLICE_TARGET_ROWS
+from zuora_etl.windows import Window
 
 NOW = datetime(2026, 3, 10, 12, 0, 0, tzinfo=UTC)
 
 
-def plan(family="erp_invoices", params=None, run_type="manual", interval=(None, None), variables=None):
+def plan(family="erp_invoices", params=None, run_type="manual", interval=(None, None), variables=None, **kw):
     variables = variables or {}
-    return plan_run(get_family(family), params or {}, run_type, interval, NOW, variables.get)
+    return plan_run(get_family(family), params or {}, run_type, interval, NOW, variables.get, **kw)
 
 
 def test_first_sync_reads_whole_history_up_to_now_minus_settle():
-    p = plan()
-    assert p["mode"] == "sync"
+    p = plan(params={"slices": 1})
+    assert p["mode"] == "sync" and p["force"] is False
     windows = p["objects"]["invoices"]["windows"]
     assert windows == [{"lo": None, "hi": "2026-03-10T11:58:00+00:00"}]  # default settle 120 s
-    assert p["objects"]["invoice_items"] == {"windows": [], "watermark": None, "by_parent": "invoices"}
+    assert p["objects"]["invoice_items"] == {"windows": [], "watermark": None, "by_parent": "invoices", "id_parts": []}
+
+
+def test_a_first_load_with_no_history_splits_into_slices():
+    windows = plan()["objects"]["invoices"]["windows"]
+    assert len(windows) == FIRST_LOAD_SLICES
+    assert windows[0]["lo"] is None and windows[-1]["hi"] == "2026-03-10T11:58:00+00:00"
+    assert all(a["hi"] == b["lo"] for a, b in itertools.pairwise(windows))
+
+
+@pytest.mark.parametrize(
+    ("density", "hours", "fixed", "expected"),
+    [
+        (None, 1, None, 1),  # a short window with no history: one slice
+        (None, 24 * 60, None, FIRST_LOAD_SLICES),  # a long one: a few
+        (1.0, 1, None, 1),  # 3,600 expected records
+        (100.0, 24, None, MAX_SLICES),  # 8.6M expected: capped
+        (SLICE_TARGET_ROWS * 3 / 3600, 1, None, 3),  # by the expected volume
+        (100.0, 24, 2, 2),  # asked for
+    ],
+)
+def test_slice_count(density, hours, fixed, expected):
+    window = Window(NOW - timedelta(hours=hours), NOW)
+    assert slice_count(window, density, fixed) == expected
+
+
+def test_slices_follow_the_volume_of_recent_runs():
+    p = plan(variables={"zuora_hwm__erp_invoices__invoices": "2026-03-09T12:00:00Z"}, density=lambda _: 1.0)
+    assert len(p["objects"]["invoices"]["windows"]) == 2  # 24 h 5 min at 1 record/s: 86,700 expected
 
 
 def test_watermark_overlap_and_settle_override():
@@ -42,7 +73,7 @@ def test_bad_initial_watermark_fails_the_plan():
 
 
 def test_start_end_params_make_a_backfill():
-    p = plan(params={"start": "2026-01-01", "end": "2026-01-31"})
+    p = plan(params={"start": "2026-01-01", "end": "2026-01-31", "slices": 1})
     assert p["mode"] == "backfill"
     assert p["objects"]["invoices"]["windows"] == [
         {"lo": "2026-01-01T00:00:00+00:00", "hi": "2026-02-01T00:00:00+00:00"}
@@ -68,6 +99,45 @@ def test_dry_run_mode():
 
 
 @pytest.mark.parametrize(
+    ("params", "run_type", "message"),
+    [
+        ({"start": "June 1st"}, "manual", "not an ISO-8601"),
+        ({"start": "2026-02-30"}, "manual", "not an ISO-8601"),
+        ({"start": "2026-03-01", "end": "2026-02-01"}, "manual", "must be before"),
+        ({"start": "2026-02-01"}, "backfill", "already gives each run its own interval"),
+    ],
+)
+def test_ranges_that_cannot_be_read_are_refused_with_the_fix(params, run_type, message):
+    interval = (datetime(2026, 2, 1, tzinfo=UTC), datetime(2026, 2, 1, 1, tzinfo=UTC))
+    with pytest.raises(ValueError, match=message):
+        plan(params=params, run_type=run_type, interval=interval)
+
+
+def test_a_data_interval_chosen_in_the_trigger_form_is_a_range():
+    interval = (datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 3, tzinfo=UTC))
+    p = plan(interval=interval, chosen_interval=True, params={"slices": 1})
+    assert p["mode"] == "backfill" and p["backfill"] == "interval"
+    assert p["objects"]["invoices"]["windows"] == [
+        {"lo": "2026-01-01T00:00:00+00:00", "hi": "2026-01-03T00:00:00+00:00"}
+    ]
+    assert plan(interval=interval)["mode"] == "sync"  # an inferred interval is not a request
+
+
+def test_advance_moves_only_a_sync_and_only_windowed_objects():
+    p = plan(params={"slices": 1})
+    store: dict[str, str] = {}
+    loads = {
+        "invoices": {"max_updated": "2026-03-10T11:00:00Z"},
+        "invoice_items": {"max_updated": "2026-03-10T11:30:00Z"},
+    }
+    moved = advance_watermarks(p, loads, store.get, store.__setitem__)
+    assert moved == {"invoices": {"from": None, "to": "2026-03-10T11:00:00Z"}}
+    assert store == {"zuora_hwm__erp_invoices__invoices": "2026-03-10T11:00:00Z"}
+    backfill = plan(params={"start": "2026-01-01", "slices": 1})
+    assert advance_watermarks(backfill, loads, store.get, store.__setitem__) == {}
+
+
+@pytest.mark.parametrize(
     ("current", "newest", "expected"),
     [
         (None, "2026-05-01T10:00:00-07:00", "2026-05-01T10:00:00-07:00"),
@@ -79,3 +149,28 @@ def test_dry_run_mode():
 def test_next_watermark(current, newest, expected):
     windows = [{"lo": None, "hi": "2026-05-15T00:00:00+00:00"}, {"lo": None, "hi": "2026-06-01T00:00:00+00:00"}]
     assert next_watermark(current, newest, windows) == expected
+
+
+@pytest.mark.parametrize(
+    ("existing_hours", "me", "expected_end"),
+    [
+        (range(0, 721), 0, 721),  # the Backfill dialog's 721 hourly runs: the first reads them all
+        (range(0, 721), 1, None),  # every other run finds a run before it and reads nothing
+        (range(0, 721), 720, None),
+        ([*range(0, 5), *range(7, 10)], 7, 10),  # a gap (a run that already existed) starts a new chain
+        ([3], 3, 4),  # a lone run reads its own interval
+    ],
+)
+def test_one_run_of_a_backfill_chain_reads_the_whole_chain(existing_hours, me, expected_end):
+    base = datetime(2026, 6, 1, tzinfo=UTC)
+    ids = {f"backfill__{(base + timedelta(hours=h + 1)).isoformat()}" for h in existing_hours}
+    calls: list[int] = []
+
+    def count_runs(run_ids: list[str]) -> int:
+        calls.append(len(run_ids))
+        return len(ids.intersection(run_ids))
+
+    interval = (base + timedelta(hours=me), base + timedelta(hours=me + 1))
+    end = backfill_block(interval, "0 * * * *", count_runs)
+    assert end == (base + timedelta(hours=expected_end) if expected_end is not None else None)
+    assert len(calls) <= 25 and max(calls) <= 1024

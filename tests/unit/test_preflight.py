@@ -217,10 +217,10 @@ def test_the_rate_limit_line_from_the_tenants_headers(monkeypatch):
     assert report.rate is not None and report.ok
     assert report.rate.limit_per_minute == 2_500 and report.rate.daily_limit == 10_000
     assert report.rate.concurrency_limit == 40
-    assert report.rate.calls_per_day == 840  # see test_calls_the_schedules_need_per_day
+    assert report.rate.calls_per_day == 960  # see test_calls_the_schedules_need_per_day
     line = report.rate.line()
     assert line.startswith("Rate limit: 2,500 calls/min") and "10,000 calls/day (Zuora's API sandbox tier)" in line
-    assert "at least 840 calls/day" in line and "8.4% of the daily limit" in line
+    assert "at least 960 calls/day" in line and "9.6% of the daily limit" in line
     assert line in report.render()
 
 
@@ -229,18 +229,18 @@ def test_calls_the_schedules_need_per_day():
     assert runs_per_day("*/30 * * * *") == 48 and runs_per_day("0 * * * *") == 24
     assert runs_per_day("0 6 * * 1-5") == pytest.approx(5 / 7) and runs_per_day(None) == 0
     assert calls_per_run(families["crm_subscriptions"]) == 4
-    assert calls_per_run(families["erp_memos"]) == 6  # 4 objects, 2 flagged
+    assert calls_per_run(families["erp_memos"]) == 8  # 4 objects, 2 flagged and read back
     check = rate_limit_check({"RateLimit-Limit": "50000"}, families.values())
     assert check.calls_by_family == {"crm_accounts": 96, "crm_invoices": 96, "crm_orders": 144,
-                                     "crm_subscriptions": 192, "erp_invoices": 72, "erp_memos": 144,
-                                     "erp_payments": 96}  # fmt: skip
+                                     "crm_subscriptions": 192, "erp_invoices": 96, "erp_memos": 192,
+                                     "erp_payments": 144}  # fmt: skip
     assert check.daily_limit == 27_000_000 and not check.exceeded
 
 
 def test_a_need_above_the_limit_is_flagged():
     families = load_families()
     check = rate_limit_check({"ratelimit-limit": "0;w=60", "RateLimit-Remaining": "0"}, families)
-    assert check.daily_limit == 0 and check.exceeded and "EXCEEDS the daily limit by 840" in check.line()
+    assert check.daily_limit == 0 and check.exceeded and "EXCEEDS the daily limit by 960" in check.line()
     unknown = rate_limit_check({}, families)
     assert not unknown.exceeded and "unknown" in unknown.line()
 

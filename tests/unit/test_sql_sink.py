@@ -107,3 +107,22 @@ def test_rows_the_database_refuses_are_isolated_and_reported(postgres_db):
     assert sorted(out.written) == ["a", "c"]
     assert [k for k, _ in out.rejected] == ["b"] and "too long" in out.rejected[0][1]
     engine.dispose()
+
+
+def test_compare_follows_the_upsert_rule_and_writes_nothing(engine):
+    sink = SqlSink(engine=engine)
+    sink.upsert(MAPPING, rows(("a", 1, 1.0, "Posted"), ("b", 1, 2.0, "Posted"), ("c", 2, 3.0, "Posted")))
+    incoming = rows(("a", 1, 1.0, "Posted"), ("b", 1, 9.5, "Posted"), ("c", 1, 7.0, "Posted"), ("d", 2, 4.0, "Draft"))
+    diff = sink.compare(MAPPING, incoming)
+    assert (diff.inserted, diff.updated, diff.unchanged) == (["d"], ["b"], ["a", "c"])  # c: the target is newer
+    assert diff.differences == [{"id": "b", "changes": {"amount": ["2.000000", "9.5"]}}] or diff.differences == [
+        {"id": "b", "changes": {"amount": ["2.0", "9.5"]}}
+    ]
+    assert sink.compare(MAPPING, rows(("a", 1, 1.0, "Posted")), force=True).updated == []  # forced, but identical
+    assert set(table(engine)) == {"a", "b", "c"} and table(engine)["b"][1] == 2.0
+
+
+def test_compare_against_a_missing_table_is_all_inserts(tmp_path):
+    sink = SqlSink(engine=sa.create_engine(f"sqlite:///{tmp_path / 'empty.db'}"))
+    assert sink.compare(MAPPING, rows(("a", 1, 1.0, "Posted"))).inserted == ["a"]
+    assert sa.inspect(sink.engine).get_table_names() == []

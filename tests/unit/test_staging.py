@@ -4,7 +4,8 @@ import os
 import time
 
 from airflow.sdk import ObjectStoragePath
-from zuora_etl.staging import PART_ROWS, PartWriter, read_frame, sweep_stale_runs
+from zuora_etl.settings import PART_ROWS
+from zuora_etl.staging import PartWriter, read_frame, sweep_stale_runs
 
 
 def test_parts_keep_every_field_as_text_and_accept_another_casing(tmp_path):

@@ -26,6 +26,7 @@ from requests.adapters import HTTPAdapter
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from ..provider import DATA_CENTERS
+from ..settings import ZUORA_CONN_ID
 
 # Refresh a token this long before Zuora says it expires: a request that starts with a token about
 # to lapse would otherwise fail mid-flight. Zuora tokens live 3599 s.
@@ -115,7 +116,7 @@ class ZuoraHook(BaseHook):
     """
 
     conn_name_attr = "zuora_conn_id"
-    default_conn_name = "zuora_default"
+    default_conn_name = ZUORA_CONN_ID
     conn_type = "zuora"  # the provider's type; `http` connections with the same fields work alike
     hook_name = "Zuora"
 

@@ -1,4 +1,4 @@
-"""ZuoraObjectQueryOperator: one Zuora object, over time windows or by ids, into staging."""
+"""ZuoraObjectQueryOperator: one Zuora object, over a time window or by ids, into staging."""
 
 from __future__ import annotations
 
@@ -6,37 +6,48 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk import BaseOperator
+from airflow.sdk import BaseOperator, ObjectStoragePath
 
 from ..catalog import ZuoraObject, get_object
 from ..errors import fail_fast
 from ..hooks.zuora import ZuoraHook
+from ..manifests import ExtractResult, RunPlan, WindowDict
 from ..mapping import cached_mapping
-from ..pipeline import extract_ids, extract_windows, extraction_fields, read_ids
+from ..pipeline import extract_ids, extract_windows, extraction_fields, merge, one_manifest, read_ids
+from ..settings import STATE_CONN_ID, ZUORA_CONN_ID
 from ..staging import run_dir, staging_root
-from ..state import STATE_CONN_ID, StateStore
+from ..state import StateStore
 from ..windows import Window
 
 
 class ZuoraObjectQueryOperator(BaseOperator):
     """Extract one Zuora object with Object Query and stage it as Parquet parts.
 
-    Either over windows (`windows`: `[{"lo": iso | None, "hi": iso}, ...]`, one slice each, read in
-    parallel) with `updatedDate.GE:lo` and `updatedDate.LT:hi`, or by ids: `ids` (replay) or the ids
-    found in a parent's manifest (`parent`, `parent_key`: the items of the invoices just read).
-    Returns a manifest: staged parts, row count, newest updatedDate and API calls.
+    What it reads, all of which may combine:
 
-    :param family: family name (staging folder and logs)
+    - a time window (`window`, one slice: the sync DAGs map this task over the plan's slices; or
+      every window the plan gives the object), with `updatedDate.GE:lo` and `updatedDate.LT:hi`;
+    - the records whose `parent_key` is the id of a record its parent step read (`parent`: the
+      parent's extract or mark result: the items of the invoices just read, documents just flagged);
+    - the ids the plan lists for the object (`id_parts`: a replay).
+
+    The family's `filters` apply to every read. Returns an `ExtractResult` (parts, counts, newest
+    updatedDate, API calls); the records stay in staging, under the plan's `staging_dir`.
+
+    :param family: family name (staging folder, dead letters, logs)
     :param zuora_object: catalog name of the object, e.g. ``invoice_items``
-    :param windows: time slices to read; or take them from ``plan`` (a sync DAG's plan output)
-    :param filters: extra Object Query filters, e.g. ``["status.EQ:Posted"]``
-    :param fields: fields to request; default: what the object's mapping reads
+    :param plan: the run's plan (an XComArg of the `plan` task): staging directory, windows, ids
+    :param window: one time slice ``{"lo": iso | None, "hi": iso}`` (mapped); None: the plan's windows
+    :param parent: the parent step's result (or a list of them, one per mapped slice)
+    :param parent_key: the field of this object naming its parent, e.g. ``invoiceId``
+    :param filters: Object Query filters, e.g. ``["status.EQ:Posted"]``
+    :param fields: fields to request; default: what the object's mapping reads plus ``extra_fields``
+    :param subdir: staging sub-folder of the object (``readback`` for the mark step's read-back)
     :param retry_dead_letters: also read again, by id, every record of this object that has an open
-        dead letter in the family (they were quarantined, refused or held back by an earlier run);
-        ids Zuora no longer returns under the filters are listed as `gone_ids`
+        dead letter in the family; ids Zuora no longer returns under the filters become `gone_ids`
     """
 
-    template_fields: Sequence[str] = ("windows", "plan", "ids", "parent", "filters", "staging_root")
+    template_fields: Sequence[str] = ("plan", "window", "parent", "filters", "staging_root")
     ui_color = "#e8f4ea"
 
     def __init__(
@@ -44,17 +55,17 @@ class ZuoraObjectQueryOperator(BaseOperator):
         *,
         family: str,
         zuora_object: str,
-        windows: list[dict] | None = None,
         plan: Any = None,
-        ids: list[str] | None = None,
-        id_field: str = "id",
+        window: WindowDict | None = None,
+        windows: list[WindowDict] | None = None,
         parent: Any = None,
         parent_key: str | None = None,
         filters: list[str] | None = None,
         fields: list[str] | None = None,
         mapping: str | None = None,
         extra_fields: list[str] | None = None,
-        zuora_conn_id: str = ZuoraHook.default_conn_name,
+        subdir: str | None = None,
+        zuora_conn_id: str = ZUORA_CONN_ID,
         staging_root: str | None = None,
         retry_dead_letters: bool = False,
         state_conn_id: str = STATE_CONN_ID,
@@ -62,55 +73,85 @@ class ZuoraObjectQueryOperator(BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         get_object(zuora_object)
-        self.family, self.zuora_object = family, zuora_object
-        self.windows, self.plan, self.ids, self.id_field = windows, plan, ids, id_field
+        self.family, self.zuora_object, self.plan = family, zuora_object, plan
+        self.window, self.windows = window, windows
         self.parent, self.parent_key = parent, parent_key
         self.filters = list(filters or [])
         self.fields, self.mapping, self.extra_fields = fields, mapping, list(extra_fields or [])
-        self.zuora_conn_id, self.staging_root = zuora_conn_id, staging_root
+        self.subdir, self.zuora_conn_id, self.staging_root = subdir, zuora_conn_id, staging_root
         self.retry_dead_letters, self.state_conn_id = retry_dead_letters, state_conn_id
 
     def _hook(self) -> ZuoraHook:
         return ZuoraHook(self.zuora_conn_id, track_prefix=f"{self.dag_id}.{self.task_id}")
 
-    def execute(self, context: Any) -> dict:
+    def execute(self, context: Any) -> ExtractResult:
         with fail_fast():
             return self._extract(context)
 
-    def _extract(self, context: Any) -> dict:
+    def staging_dir(self, context: Any) -> str:
+        """The run's staging directory: the plan's, else the parent's, else derived from the run."""
+        parent = one_manifest(self.parent)
+        for source in (self.plan, parent):
+            if source and source.get("staging_dir"):
+                return str(source["staging_dir"])
+        return str(run_dir(staging_root(self.staging_root), self.family, context["run_id"]))
+
+    def _extract(self, context: Any) -> ExtractResult:
         started = time.monotonic()
         obj = get_object(self.zuora_object)
-        directory = run_dir(staging_root(self.staging_root), self.family, context["run_id"]) / obj.name
+        run_staging = self.staging_dir(context)
+        directory = ObjectStoragePath(run_staging) / obj.name
+        if self.subdir:
+            directory = directory / self.subdir
         extra = [*self.extra_fields, *([self.parent_key] if self.parent_key else [])]
         fields = self.fields or extraction_fields(cached_mapping(self.mapping or obj.name), extra)
-        base = {"family": self.family, "object": obj.name}
-        if self.parent is not None or self.ids is not None:
-            if self.parent is not None:
-                ids, key = read_ids(self.parent.get("parts", [])), self.parent_key or "id"
-                self.log.info("Reading %s of %d %s parents", obj.name, len(ids), self.parent.get("object"))
-            else:
-                ids, key = [str(i) for i in self.ids or []], self.id_field
-            manifest = extract_ids(self._hook(), obj, key, ids, fields, self.filters, directory)
-            manifest["windows"] = []
-        else:
-            windows = self.windows
-            if windows is None and self.plan is not None:
-                windows = self.plan["objects"][obj.name]["windows"]
-            slices = [Window.from_dict(w) for w in windows or []]
-            for w in slices:
-                self.log.info("Reading %s updated in [%s, %s)", obj.name, w.lo or "the beginning", w.hi)
-            manifest = extract_windows(self._hook, obj, fields, self.filters, slices, directory)
-            manifest["windows"] = [w.to_dict() for w in slices]
-        manifest["gone_ids"], manifest["retried"] = [], 0
-        if self.retry_dead_letters:
+        map_index = getattr(context.get("ti"), "map_index", -1)
+        map_index = map_index if isinstance(map_index, int) else -1
+        tag = f"m{map_index:03d}-" if map_index >= 0 else ""
+        reads: list[dict] = []
+        slices = self._windows()
+        for w in slices:
+            self.log.info("Reading %s updated in [%s, %s)", obj.name, w.lo or "the beginning", w.hi)
+        if slices:
+            reads.append(extract_windows(self._hook, obj, fields, self.filters, slices, directory, f"raw-{tag}s"))
+        parent = one_manifest(self.parent)
+        if parent is not None:
+            ids = read_ids(parent.get("parts", []))
+            self.log.info("Reading %s of %d %s records", obj.name, len(ids), parent.get("object"))
+            key = self.parent_key or "id"
+            reads.append(extract_ids(self._hook(), obj, key, ids, fields, self.filters, directory, f"raw-{tag}parent"))
+        wanted = self._plan_ids(obj)
+        if wanted:
+            self.log.info("Reading %d %s records by id", len(wanted), obj.name)
+            reads.append(extract_ids(self._hook(), obj, "id", wanted, fields, self.filters, directory, "raw-ids"))
+        manifest = merge(reads)
+        manifest.update(windows=[w.to_dict() for w in slices], gone_ids=[], retried=0)
+        if wanted:
+            found = set(read_ids(reads[-1]["parts"]))
+            manifest["gone_ids"] = [i for i in wanted if i not in found]
+        if self.retry_dead_letters and map_index <= 0:
             self._retry(obj, fields, directory, manifest)
-        manifest.update(base, extract_seconds=round(time.monotonic() - started, 3), directory=str(directory))
+        manifest.update(family=self.family, object=obj.name, staging_dir=run_staging, directory=str(directory),
+                        extract_seconds=round(time.monotonic() - started, 3))  # fmt: skip
         self.log.info(
             "Extracted %d %s records in %d pages, %d API calls, %.1fs; newest updatedDate %s",
             manifest["rows"], obj.name, manifest["pages"], manifest["api_calls"], manifest["extract_seconds"],
             manifest["max_updated"],
         )  # fmt: skip
-        return manifest
+        return manifest  # type: ignore[return-value]
+
+    def _windows(self) -> list[Window]:
+        if self.window is not None:
+            return [Window.from_dict(self.window)]
+        windows = self.windows
+        if windows is None and self.plan is not None:
+            windows = self.plan["objects"].get(self.zuora_object, {}).get("windows", [])
+        return [Window.from_dict(w) for w in windows or []]
+
+    def _plan_ids(self, obj: ZuoraObject) -> list[str]:
+        plan: RunPlan | None = self.plan
+        parts = (plan or {}).get("objects", {}).get(obj.name, {}).get("id_parts", []) if plan else []
+        return list(dict.fromkeys(read_ids(parts))) if parts else []
 
     def _retry(self, obj: ZuoraObject, fields: list[str], directory: Any, manifest: dict) -> None:
         """Read every open dead letter's record again, beside this run's read. Its updatedDate does
@@ -118,14 +159,11 @@ class ZuoraObjectQueryOperator(BaseOperator):
         letters = StateStore(self.state_conn_id).open_dead_letter_ids(self.family, obj.name)
         if not letters:
             return
-        hook = self._hook()
-        again = extract_ids(hook, obj, "id", letters, fields, self.filters, directory, prefix="raw-retry")
+        again = extract_ids(self._hook(), obj, "id", letters, fields, self.filters, directory, prefix="raw-retry")
         found = set(read_ids(again["parts"]))
-        manifest["gone_ids"] = [i for i in letters if i not in found]
+        manifest["gone_ids"] += [i for i in letters if i not in found]
         manifest["retried"] = len(letters)
-        manifest["parts"] += again["parts"]
-        manifest["rows"] += again["rows"]
-        manifest["pages"] += again["pages"]
-        manifest["api_calls"] += again["api_calls"]
+        for key in ("parts", "rows", "pages", "api_calls"):
+            manifest[key] += again[key]
         self.log.info("Read %d records with open dead letters again: %d found, %d gone from Zuora",
-                      len(letters), len(found), len(manifest["gone_ids"]))  # fmt: skip
+                      len(letters), len(found), len(letters) - len(found))  # fmt: skip

@@ -7,26 +7,32 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
+from ..manifests import HeldParents, LoadResult, RunPlan
 from ..mapping import cached_mapping
-from ..pipeline import HeldParents, load
+from ..pipeline import load, preview
+from ..settings import STATE_CONN_ID
 from ..sinks import sink_for
-from ..state import STATE_CONN_ID, StateStore
+from ..state import StateStore
 
 
 class ZuoraSinkOperator(BaseOperator):
     """Upsert one object's transformed records into a sink connection (SQL: any Airflow SQL
     connection), keeping the newer `updated_date`; ledger each record and dead-letter refusals.
 
-    :param manifest: the transform step's manifest (an XComArg in the sync DAGs)
+    In a dry run (the plan's mode) it writes nothing and reports what it would insert, update or
+    leave unchanged, with a sample of field-level differences.
+
+    :param manifest: the transform step's result
     :param sink_conn_id: Airflow connection of the target
+    :param plan: the run's plan: its mode (dry run) and `force` (a replay)
     :param force: also rewrite rows whose updated_date equals the target's (replay, repair)
     :param scope: which records of the object this family loads (e.g. ``invoices where
         status.EQ:Posted``); the sink refuses a table another family fills with other records
-    :param parent_result: the parent's load result (an XComArg): records whose parent did not land
-        are held back with it; ``parent_key`` names the field that points at the parent
+    :param parent_result: the parent's load result: records whose parent did not land are held
+        back with it; ``parent_key`` names the field that points at the parent
     """
 
-    template_fields: Sequence[str] = ("manifest", "sink_conn_id", "parent_result")
+    template_fields: Sequence[str] = ("manifest", "sink_conn_id", "plan", "parent_result")
     ui_color = "#e8eef8"
 
     def __init__(
@@ -36,6 +42,7 @@ class ZuoraSinkOperator(BaseOperator):
         zuora_object: str,
         manifest: Any,
         sink_conn_id: str,
+        plan: Any = None,
         mapping: str | None = None,
         force: bool = False,
         state_conn_id: str = STATE_CONN_ID,
@@ -45,13 +52,17 @@ class ZuoraSinkOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.family, self.zuora_object, self.manifest = family, zuora_object, manifest
+        self.family, self.zuora_object, self.manifest, self.plan = family, zuora_object, manifest, plan
         self.sink_conn_id, self.mapping, self.force, self.state_conn_id = sink_conn_id, mapping, force, state_conn_id
         self.scope, self.parent_result, self.parent_key = scope, parent_result, parent_key
 
-    def execute(self, context: Any) -> dict:
+    def execute(self, context: Any) -> LoadResult:
+        plan: RunPlan = self.plan or {}
         mapping = cached_mapping(self.mapping or self.zuora_object)
         sink = sink_for(self.sink_conn_id)
+        force = self.force or bool(plan.get("force"))
+        if plan.get("mode") == "dry_run":
+            return preview(sink, mapping, self.manifest, force=force)
         if self.scope:
             sink.claim(mapping, self.family, self.scope)
         held: HeldParents | None = None
@@ -60,7 +71,7 @@ class ZuoraSinkOperator(BaseOperator):
                     "ids": list(self.parent_result.get("failed_ids", []))}  # fmt: skip
         result = load(
             sink, mapping, self.manifest, StateStore(self.state_conn_id), context["run_id"], self.family,
-            force=self.force, held_parents=held,
+            force=force, held_parents=held,
         )  # fmt: skip
         self.log.info(
             "%s -> %s.%s: %d loaded, %d unchanged, %d quarantined, %d refused, %d held back, %d dead letters "

@@ -24,6 +24,16 @@ class BatchOutcome:
         self.rejected += other.rejected
 
 
+@dataclass
+class Comparison:
+    """What upserting one part would do (a dry run), without doing it."""
+
+    inserted: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    differences: list[dict] = field(default_factory=list)  # {"id", "changes": {column: [target, zuora]}}
+
+
 class Sink(ABC):
     """Upserts mapped rows by key, keeping the newer `updated_date`.
 
@@ -38,6 +48,11 @@ class Sink(ABC):
     @abstractmethod
     def upsert(self, mapping: Mapping, frame: pd.DataFrame, *, force: bool = False) -> BatchOutcome:
         """Write one part's rows; each batch commits on its own."""
+
+    @abstractmethod
+    def compare(self, mapping: Mapping, frame: pd.DataFrame, *, force: bool = False) -> Comparison:
+        """What `upsert` would do with this part, by the same rule, writing nothing; the field-level
+        differences of the first rows that would be updated."""
 
     @abstractmethod
     def read_keys(self, mapping: Mapping) -> dict[str, object]:

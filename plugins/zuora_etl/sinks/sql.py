@@ -8,6 +8,9 @@ take a portable select-then-write path inside the same transaction.
 from __future__ import annotations
 
 import logging
+import math
+from datetime import date, datetime
+from decimal import Decimal
 
 import pandas as pd
 import sqlalchemy as sa
@@ -15,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from ..db import add_missing_columns, create_tables, engine_for
 from ..mapping import Mapping
-from .base import BatchOutcome, Sink, SinkConflictError, records
+from .base import BatchOutcome, Comparison, Sink, SinkConflictError, records
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +155,35 @@ class SqlSink(Sink):
             written.add(row[key])
         return written
 
+    def compare(self, mapping: Mapping, frame: pd.DataFrame, *, force: bool = False) -> Comparison:
+        table = table_for(mapping, sa.MetaData())
+        rows = records(frame[[c.name for c in table.columns]])
+        key = mapping.key
+        current: dict[str, dict] = {}
+        if sa.inspect(self.engine).has_table(mapping.table):
+            present = {c["name"] for c in sa.inspect(self.engine).get_columns(mapping.table)}
+            columns = [c for c in table.columns if c.name in present]
+            with self.engine.connect() as conn:
+                for start in range(0, len(rows), KEY_CHUNK):
+                    chunk = [r[key] for r in rows[start : start + KEY_CHUNK]]
+                    found = conn.execute(sa.select(*columns).where(table.c[key].in_(chunk))).mappings()
+                    current.update((r[key], dict(r)) for r in found)
+        out = Comparison()
+        for row in rows:
+            have = current.get(row[key])
+            if have is None:
+                out.inserted.append(row[key])
+                continue
+            changes = {c: [_text(have.get(c)), _text(v)] for c, v in row.items() if not _same(have.get(c), v)}
+            old, new = have.get("updated_date"), row["updated_date"]
+            newer = old is None or (new is not None and old < new)
+            if changes and (newer or old == new or (force and old is not None and new is not None and old <= new)):
+                out.updated.append(row[key])
+                out.differences.append({"id": row[key], "changes": changes})
+            else:
+                out.unchanged.append(row[key])
+        return out
+
     def claim(self, mapping: Mapping, family: str, scope: str) -> None:
         create_tables(self.engine, table_claims)
         mine = {"table_name": mapping.table, "family": family, "scope": scope}
@@ -185,6 +217,26 @@ class SqlSink(Sink):
         table = self._table(mapping)
         with self.engine.connect() as conn:
             return dict(conn.execute(sa.select(table.c[mapping.key], table.c.updated_date)).tuples().all())
+
+
+def _same(stored: object, incoming: object) -> bool:
+    """Whether a stored value equals an incoming one across the driver's types (Decimal against
+    float, a naive datetime against a pandas Timestamp)."""
+    if stored is None or incoming is None:
+        return stored is None and incoming is None
+    if isinstance(stored, (int, float, Decimal)) and isinstance(incoming, (int, float, Decimal)):
+        return math.isclose(float(stored), float(incoming), rel_tol=1e-9, abs_tol=1e-9)
+    if isinstance(stored, (datetime, date)) and isinstance(incoming, (datetime, date)):
+        return pd.Timestamp(stored) == pd.Timestamp(incoming)
+    return str(stored) == str(incoming)
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, (datetime, date)):
+        return pd.Timestamp(value).isoformat()
+    return str(value)
 
 
 def _first_line(exc: BaseException) -> str:

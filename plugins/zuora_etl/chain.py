@@ -1,0 +1,116 @@
+"""One object's chain of tasks, built the same way for sync, backfill, dry run and replay:
+
+    extract (mapped over slices) -> transform -> load [-> mark -> readback: extract -> transform -> load]
+
+What the chain reads comes from its source: the plan's windows for this object (one mapped extract
+per slice), the ids the plan lists for it (a replay), and/or the records its parent chain read. Call
+it inside the object's TaskGroup; it returns the steps' outputs for `advance` and `summarize`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from airflow.sdk import TaskGroup
+
+from .families import Family, FamilyObject
+from .manifests import ObjectResults
+from .mapping import cached_mapping
+from .operators.extract import ZuoraObjectQueryOperator
+from .operators.load import ZuoraSinkOperator
+from .operators.mark import ZuoraMarkTransferredOperator
+from .operators.transform import ZuoraTransformOperator
+from .settings import API_POOL
+
+TRANSFERRED_FIELD = "transferredToAccounting"
+
+
+@dataclass
+class Parent:
+    """The chain this one reads by: its extract result and load result, and the field of this
+    object that names the parent record."""
+
+    chain: ObjectChain
+    key: str
+
+
+@dataclass
+class ObjectChain:
+    name: str
+    extract: Any  # XComArg (of a mapped task when read over slices)
+    transform: Any
+    load: Any
+    mark: Any = None
+    readback: Any = None
+    last: Any = None  # the operator everything after the chain waits for
+
+    def results(self) -> ObjectResults:
+        """The chain's outputs, for `summarize` (a step that did not run resolves to None)."""
+        out: dict[str, Any] = {"extract": self.extract, "transform": self.transform, "load": self.load}
+        if self.mark is not None:
+            out.update(mark=self.mark, readback=self.readback)
+        return out  # type: ignore[return-value]
+
+
+def object_chain(
+    family: Family,
+    o: FamilyObject,
+    plan: Any,
+    *,
+    slices: Any = None,
+    parent: Parent | None = None,
+    retry_dead_letters: bool = True,
+) -> ObjectChain:
+    """Build `o`'s chain. `slices` (an XComArg of a list of windows) maps the extract over them;
+    without it the extract reads what the plan lists for the object (its windows or ids) and, with
+    a `parent`, the records whose `parent.key` names one the parent read."""
+    mark_fields = [TRANSFERRED_FIELD] if o.mark_transferred else []
+    common = {"family": family.family, "zuora_object": o.name, "mapping": o.mapping_name, "filters": o.filters,
+              "extra_fields": mark_fields, "pool": API_POOL}  # fmt: skip
+    if slices is not None:
+        extract = ZuoraObjectQueryOperator.partial(
+            task_id="extract", plan=plan, retry_dead_letters=retry_dead_letters, **common
+        ).expand(window=slices)
+    else:
+        extract = ZuoraObjectQueryOperator(
+            task_id="extract", plan=plan, retry_dead_letters=retry_dead_letters, **common,
+            parent=parent.chain.extract if parent else None, parent_key=parent.key if parent else None,
+        )  # fmt: skip
+    transformed, loaded = _transform_and_load(family, o, plan, extract.output, parent)
+    chain = ObjectChain(o.name, extract.output, transformed.output, loaded.output, last=loaded)
+    if o.mark_transferred:
+        mark = ZuoraMarkTransferredOperator(
+            task_id="mark", family=family.family, zuora_object=o.name, manifest=loaded.output, plan=plan, pool=API_POOL
+        )
+        with TaskGroup(group_id="readback", tooltip="read the flagged documents again and load the flag"):
+            again = ZuoraObjectQueryOperator(
+                task_id="extract", parent=mark.output, parent_key="id", subdir="readback", **common
+            )
+            _, reloaded = _transform_and_load(family, o, None, again.output, None)
+        chain.mark, chain.readback, chain.last = mark.output, reloaded.output, reloaded
+    return chain
+
+
+def _transform_and_load(
+    family: Family, o: FamilyObject, plan: Any, extracted: Any, parent: Parent | None
+) -> tuple[ZuoraTransformOperator, ZuoraSinkOperator]:
+    transformed = ZuoraTransformOperator(
+        task_id="transform", zuora_object=o.name, manifest=extracted, mapping=o.mapping_name,
+        carry=(parent.key,) if parent else (), systemic_reject_ratio=family.systemic_reject_ratio,
+        systemic_reject_min_rows=family.systemic_reject_min_rows,
+    )  # fmt: skip
+    loaded = ZuoraSinkOperator(
+        task_id="load", family=family.family, zuora_object=o.name, manifest=transformed.output, plan=plan,
+        sink_conn_id=family.sink, mapping=o.mapping_name, scope=family.scope(o.name),
+        parent_result=parent.chain.load if parent else None, parent_key=parent.key if parent else None,
+    )  # fmt: skip
+    return transformed, loaded
+
+
+def check_mappings(family: Family) -> None:
+    """Each object's mapping maps that object (raises at DAG load, naming the file)."""
+    for o in family.objects:
+        mapping = cached_mapping(o.mapping_name)
+        if mapping.object != o.name:
+            raise ValueError(f"family {family.family}: mapping {o.mapping_name} maps {mapping.object}, not {o.name}")

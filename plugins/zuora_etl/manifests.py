@@ -1,0 +1,149 @@
+"""The contract between tasks: what each step of an object's chain returns (through XCom).
+
+Records never travel here, only where they are staged and how many there were. Each step's result
+extends the one it consumed, so a later step (and `summarize`) finds everything about the object in
+one value: the load's result still names the raw parts the mark step flags from.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NotRequired, TypedDict
+
+# covered: a run of an Airflow backfill whose interval an earlier run of the same backfill reads
+Mode = Literal["sync", "backfill", "dry_run", "replay", "covered"]
+
+
+class WindowDict(TypedDict):
+    """`[lo, hi)` in UTC ISO-8601; `lo` None for the whole history (see windows.Window)."""
+
+    lo: str | None
+    hi: str
+
+
+class ObjectPlan(TypedDict):
+    """How one object is read in this run."""
+
+    windows: list[WindowDict]  # time slices, one mapped extract each ([] for objects read otherwise)
+    watermark: str | None  # the watermark before the run (None for a first load or a replay)
+    by_parent: str | None  # read by the ids of this parent object's records in the run
+    id_parts: list[str]  # staged parts with an `id` column: read exactly these records (replay)
+
+
+class RunPlan(TypedDict):
+    """What a run reads: the `plan` task's (or replay's `resolve` task's) result."""
+
+    family: str
+    mode: Mode
+    run_id: str
+    staging_dir: str  # the run's staging directory (an ObjectStoragePath URI); every step writes below it
+    objects: dict[str, ObjectPlan]
+    force: bool  # rewrite rows even when their updated_date equals the target's (replay)
+    backfill: NotRequired[str]  # how the range was asked for: params, a backfill run, a data interval
+    requested: NotRequired[int]  # replay: how many records were asked for
+
+
+class ExtractResult(TypedDict):
+    family: str
+    object: str
+    staging_dir: str
+    directory: str  # where this object's parts of this run live
+    parts: list[str]  # raw Parquet parts (every Zuora field as text)
+    rows: int
+    pages: int
+    api_calls: int
+    max_updated: str | None  # newest updatedDate read in the windows (not from dead-letter retries)
+    windows: list[WindowDict]
+    gone_ids: list[str]  # dead-lettered ids Zuora no longer returns under the family's filters
+    retried: int  # dead-lettered records read again by id
+    extract_seconds: float
+
+
+class ColumnFailure(TypedDict):
+    records: int
+    sample: str
+
+
+class TransformResult(ExtractResult):
+    raw_parts: list[str]  # the extraction's parts (`parts` now names the mapped ones)
+    quarantine_parts: list[str]
+    rows_in: int
+    rows_out: int
+    quarantined: int
+    column_failures: dict[str, ColumnFailure]
+    transform_seconds: float
+
+
+class FieldDifference(TypedDict):
+    id: str
+    changes: dict[str, list]  # column -> [target's value, Zuora's value] as text
+
+
+class LoadResult(TransformResult):
+    dry_run: bool
+    loaded: int  # inserted or updated (a dry run: would be)
+    inserted: int
+    updated: int
+    unchanged: int
+    rejected: int
+    held: int
+    resolved: int
+    failed_ids: list[str]  # records that did not land: never flagged, children held back
+    differences: list[FieldDifference]  # a dry run's sample of field-level changes
+    load_seconds: float
+
+
+class MarkResult(TypedDict):
+    family: str
+    object: str
+    staging_dir: str
+    directory: str
+    parts: list[str]  # staged ids of the documents flagged in this run (read back next)
+    marked: int
+    mark_failed: int
+    rows: int
+
+
+class HeldParents(TypedDict):
+    """A parent's records that did not land, for holding back their children."""
+
+    object: str  # the parent object, e.g. invoices
+    key: str  # the child's field naming its parent, e.g. invoiceId
+    ids: list[str]  # parent ids that did not land (quarantined, refused, held)
+
+
+class ObjectResults(TypedDict, total=False):
+    """Everything one object's chain returned, as `summarize` receives it (a step that did not run
+    is None; a mapped extract is a list, one result per slice)."""
+
+    extract: ExtractResult | list[ExtractResult] | None
+    transform: TransformResult | None
+    load: LoadResult | None
+    mark: MarkResult | None
+    readback: LoadResult | None
+
+
+class RunRow(TypedDict):
+    """One row of `zuora_etl_runs`: one object of one run."""
+
+    run_id: str
+    family: str
+    object: str
+    dag_id: str
+    mode: str
+    window_lo: object
+    window_hi: object
+    rows_extracted: int
+    rows_loaded: int
+    rows_unchanged: int
+    rows_quarantined: int
+    rows_rejected: int
+    rows_marked: int
+    rows_inserted: int | None  # a dry run: how many of rows_loaded would be new rows
+    api_calls: int
+    watermark_before: str | None
+    watermark_after: str | None
+    seconds: float
+    status: str
+
+
+Moved = dict[str, dict[str, str | None]]  # advance's result: object -> {"from", "to"}
