@@ -1,0 +1,150 @@
+"""The real Airflow UI for browser and scheduler tests: one `airflow standalone` per test session,
+started by `scripts/ui.py` (the same code as `make ui`) in a temporary home on a free port, against
+an in-process emulator; and a logged-in headless Chromium page (Playwright driving Debian's
+`chromium`, `apt-get install chromium`; Playwright's own browser downloads are not used)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from include.zuora_emulator import Emulator
+from scripts.ui import ApiClient, Standalone, free_port, prepare_home, project_dag_ids, start_standalone, wait_for_dags
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
+
+CHROMIUM = os.environ.get("UI_TEST_CHROMIUM", "/usr/bin/chromium")
+TERMINAL_RUN_STATES = {"success", "failed"}
+
+
+@dataclass
+class AirflowUI:
+    """A running standalone Airflow for the tests: its URL, its login and a REST client."""
+
+    base_url: str
+    user: str
+    password: str
+    api: ApiClient
+    home: Path
+    data_dir: Path
+    emulator: Emulator
+    standalone: Standalone
+    import_errors: dict[str, str]
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 240, poll: float = 2) -> dict[str, Any]:
+        """Poll the run until it is success or failed; fail the test on timeout with its task states."""
+        deadline = time.monotonic() + timeout
+        while True:
+            run = self.api.get(f"dags/{dag_id}/dagRuns/{run_id}")
+            if run["state"] in TERMINAL_RUN_STATES:
+                return run
+            if time.monotonic() > deadline:
+                states = self.task_states(dag_id, run_id)
+                pytest.fail(f"{dag_id} run {run_id} still {run['state']} after {timeout:.0f} s; tasks: {states}")
+            time.sleep(poll)
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        return self.api.get(f"dags/{dag_id}/dagRuns/{run_id}/taskInstances", limit=1000)["task_instances"]
+
+    def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
+        """{task_id or task_id[map_index]: state} of the run's task instances."""
+        return {ti_key(ti): ti["state"] for ti in self.task_instances(dag_id, run_id)}
+
+
+def ti_key(ti: dict[str, Any]) -> str:
+    """task_id, with [map_index] for a mapped task instance."""
+    return ti["task_id"] if ti.get("map_index", -1) < 0 else f"{ti['task_id']}[{ti['map_index']}]"
+
+
+@pytest.fixture(scope="session")
+def airflow_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowUI]:
+    """`airflow standalone` (scheduler, dag-processor, triggerer, API server and UI) on 127.0.0.1 and a
+    free port, in its own AIRFLOW_HOME and metadata DB (not the in-process test session's), prepared
+    like `make ui` does, with the DAGs parsed. Cron schedules create no runs here
+    (`use_job_schedule` off) so that the only runs are those a test triggers or backfills."""
+    home = tmp_path_factory.mktemp("ui-airflow-home")
+    data_dir = tmp_path_factory.mktemp("ui-data")
+    with Emulator(scale="small", seed=42) as emu:
+        env = prepare_home(home, data_dir, emu.base_url,
+                           extra_env={"AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"})  # fmt: skip
+        standalone = start_standalone(env, free_port())
+        try:
+            api = standalone.client()
+            errors = wait_for_dags(api, project_dag_ids())
+            yield AirflowUI(standalone.base_url, standalone.user, standalone.password, api, home, data_dir, emu,
+                            standalone, errors)  # fmt: skip
+        finally:
+            standalone.stop()
+
+
+def _browser_unavailable() -> str | None:
+    if not (shutil.which(CHROMIUM) or Path(CHROMIUM).exists()):
+        return f"no Chromium at {CHROMIUM} (apt-get install chromium, or set UI_TEST_CHROMIUM)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError as exc:
+        return f"the playwright package is not installed ({exc}); make venv installs requirements.txt"
+    return None
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Headless Chromium (Debian's), skipped with the reason where it is missing, failed under CI."""
+    if reason := _browser_unavailable():
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must provide a browser for the UI tests: {reason}")
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def login(page: Page, ui: AirflowUI) -> None:
+    """Log in through the real login form of the simple auth manager."""
+    page.goto(ui.base_url + "/")
+    page.get_by_label("Username").fill(ui.user)
+    page.get_by_label("Password").fill(ui.password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(lambda url: "/auth/login" not in url, timeout=30_000)
+
+
+@pytest.fixture
+def browser_page(browser: Browser, airflow_ui: AirflowUI) -> Iterator[Page]:
+    """A fresh logged-in page (own browser context: own cookies) on the standalone UI."""
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, base_url=airflow_ui.base_url)
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    try:
+        login(page, airflow_ui)
+        yield page
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def poll() -> Callable[..., Any]:
+    """poll(fn, timeout, interval, what): call fn until it returns something truthy; fail on timeout."""
+
+    def _poll(fn: Callable[[], Any], timeout: float = 60, interval: float = 1, what: str = "condition") -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            if result := fn():
+                return result
+            if time.monotonic() > deadline:
+                pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+            time.sleep(interval)
+
+    return _poll
