@@ -3,6 +3,7 @@ summarize -> clean staging."""
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 
 import pendulum
@@ -21,6 +22,7 @@ from .staging import run_dir, staging_root
 from .state import StateStore
 from .summary import clean_staging, summarize
 
+log = logging.getLogger(__name__)
 START_DATE = datetime(2025, 1, 1, tzinfo=UTC)
 
 
@@ -91,8 +93,8 @@ def build_sync_dag(family: Family) -> DAG:
 
 
 def plan_task(family: Family):
-    @task(task_id="plan")
-    def plan() -> RunPlan:
+    @task.short_circuit(task_id="plan", ignore_downstream_trigger_rules=True)
+    def plan() -> RunPlan | None:
         """Each object's windows (from its watermark, or the range asked for) and slices."""
         ctx = get_current_context()
         dag_run, run_id = ctx["dag_run"], ctx["run_id"]
@@ -108,6 +110,11 @@ def plan_task(family: Family):
             )  # fmt: skip
         except ValueError as exc:
             raise AirflowFailException(str(exc)) from None  # a bad param: no retry can fix it
+        if run_plan["mode"] == "covered":
+            # A follower of an Airflow backfill: its leader reads this interval. Returning nothing
+            # skips every task after this one at once (the run stays green, costs one task).
+            log.info("%s; skipping this run's chains", run_plan.get("backfill"))
+            return None
         return run_plan
 
     return plan()
@@ -118,8 +125,6 @@ def slices_task(name: str):
     def slices(run_plan: RunPlan) -> list[WindowDict | None]:
         """The object's time slices, one mapped extract each (one reading nothing when the window
         is empty, so the chain still reports)."""
-        if run_plan["mode"] == "covered":
-            return []  # nothing to read: the chain is skipped
         return list(run_plan["objects"][name]["windows"]) or [None]
 
     return slices
@@ -162,7 +167,7 @@ def summarize_task(family: Family):
     ) -> list[RunRow]:
         """One runs row per object; fail if anything did not land."""
         ctx = get_current_context()
-        return summarize(family.dag_id, ctx["run_id"], run_plan, results, moved)
+        return summarize(family.dag_id, family.family, ctx["run_id"], run_plan, results, moved)
 
     return summarize_run
 

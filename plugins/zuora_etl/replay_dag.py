@@ -155,4 +155,5 @@ def summarize_replay(run_plan: RunPlan | None, results: dict[str, dict[str, Obje
     """One runs row per object of the replayed family; fail if anything did not land."""
     if not run_plan:
         raise AirflowFailException("the replay was not resolved; nothing ran")
-    return summarize(DAG_ID, get_current_context()["run_id"], run_plan, results[run_plan["family"]], None)
+    family = run_plan["family"]
+    return summarize(DAG_ID, family, get_current_context()["run_id"], run_plan, results[family], None)

@@ -24,7 +24,12 @@ SUCCESS, PARTIAL, FAILED, DRY_RUN = "success", "partial", "failed", "dry_run"
 
 
 def run_rows(
-    dag_id: str, run_id: str, plan: RunPlan | None, results: dict[str, ObjectResults], moved: Moved | None
+    dag_id: str,
+    family: str,
+    run_id: str,
+    plan: RunPlan | None,
+    results: dict[str, ObjectResults],
+    moved: Moved | None,
 ) -> list[RunRow]:
     """One row per object from its chain's results; `status` says whether it landed whole."""
     plan = plan or {}  # type: ignore[assignment]
@@ -41,7 +46,7 @@ def run_rows(
         obj_plan = plan.get("objects", {}).get(name, {})
         before = obj_plan.get("watermark")
         row: RunRow = {
-            "run_id": run_id, "family": plan.get("family", ""), "object": name, "dag_id": dag_id, "mode": mode,
+            "run_id": run_id, "family": family, "object": name, "dag_id": dag_id, "mode": mode,
             "window_lo": _naive(windows[0]["lo"]) if windows else None,
             "window_hi": _naive(windows[-1]["hi"]) if windows else None,
             "rows_extracted": ex.get("rows", 0), "rows_loaded": ld.get("loaded", 0),
@@ -59,13 +64,18 @@ def run_rows(
 
 
 def summarize(
-    dag_id: str, run_id: str, plan: RunPlan | None, results: dict[str, ObjectResults], moved: Moved | None
+    dag_id: str,
+    family: str,
+    run_id: str,
+    plan: RunPlan | None,
+    results: dict[str, ObjectResults],
+    moved: Moved | None,
 ) -> list[RunRow]:
     """Record the run's rows and give its verdict: fail (no retry: repeating a report fixes
     nothing) when an object did not complete or left records in dead letters."""
     if plan and plan["mode"] == "covered":
         raise AirflowSkipException(f"{plan.get('backfill')}: nothing to report in this run")
-    rows = run_rows(dag_id, run_id, plan, results, moved)
+    rows = run_rows(dag_id, family, run_id, plan, results, moved)
     state = StateStore()
     for row in rows:
         state.record_run(row)

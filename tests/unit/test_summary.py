@@ -38,7 +38,9 @@ def statuses(rows) -> dict:
 
 
 def test_slices_are_summed_and_the_window_spans_them():
-    rows = run_rows("zuora_erp_invoices", "r1", PLAN, results({"loaded": 30, "rejected": 0}, MARK, READBACK), {})
+    rows = run_rows(
+        "zuora_erp_invoices", "erp_invoices", "r1", PLAN, results({"loaded": 30, "rejected": 0}, MARK, READBACK), {}
+    )
     inv = rows[0]
     assert (inv["rows_extracted"], inv["api_calls"], inv["rows_marked"]) == (15, 3, 15)
     assert inv["window_lo"].hour == 0 and inv["window_hi"].hour == 12
@@ -55,18 +57,18 @@ def test_slices_are_summed_and_the_window_spans_them():
     ],
 )
 def test_an_object_is_green_only_when_every_step_landed(load_items, mark, readback, expected):
-    assert statuses(run_rows("d", "r1", PLAN, results(load_items, mark, readback), None)) == expected
+    assert statuses(run_rows("d", "erp_invoices", "r1", PLAN, results(load_items, mark, readback), None)) == expected
 
 
 def test_a_dry_run_is_reported_as_such():
     plan = {**PLAN, "mode": "dry_run"}
-    rows = run_rows("d", "r1", plan, results({"loaded": 3, "dry_run": True}, None, None), None)
+    rows = run_rows("d", "erp_invoices", "r1", plan, results({"loaded": 3, "dry_run": True}, None, None), None)
     assert statuses(rows) == {"invoices": "dry_run", "invoice_items": "dry_run"}
 
 
 def test_the_watermark_after_is_where_advance_moved_it():
     moved = {"invoices": {"from": "2026-01-01T00:00:00+00:00", "to": "2026-01-01T11:00:00+00:00"}}
-    rows = run_rows("d", "r1", PLAN, results({"loaded": 1}, MARK, READBACK), moved)
+    rows = run_rows("d", "erp_invoices", "r1", PLAN, results({"loaded": 1}, MARK, READBACK), moved)
     assert rows[0]["watermark_after"] == "2026-01-01T11:00:00+00:00" and rows[1]["watermark_after"] is None
 
 
@@ -82,7 +84,9 @@ def state(tmp_path, monkeypatch):
 
 def test_summarize_records_the_rows_and_fails_without_retry_when_records_were_left(state):
     with pytest.raises(AirflowFailException, match="partial run"):
-        summarize("zuora_erp_invoices", "r1", PLAN, results({"loaded": 29, "held": 1}, MARK, READBACK), {})
+        summarize(
+            "zuora_erp_invoices", "erp_invoices", "r1", PLAN, results({"loaded": 29, "held": 1}, MARK, READBACK), {}
+        )
     assert state.run_statuses("r1", "erp_invoices") == {"invoices": "success", "invoice_items": "partial"}
 
 
@@ -93,6 +97,14 @@ def test_staging_is_removed_only_when_summarize_recorded_no_failure(state, tmp_p
         (staging / "invoices" / "part.parquet").write_text("x")
         plan = {**PLAN, "run_id": run_id, "staging_dir": str(staging)}
         with pytest.raises(AirflowFailException) if load is None else nullcontext():
-            summarize("d", run_id, plan, results(load, MARK, READBACK), None)
+            summarize("d", "erp_invoices", run_id, plan, results(load, MARK, READBACK), None)
         clean_staging(plan, state)
         assert staging.exists() is (load is None), run_id
+
+
+def test_a_run_whose_plan_failed_is_recorded_as_failed_under_its_family():
+    nothing = dict.fromkeys(("extract", "transform", "load", "mark", "readback"))
+    rows = run_rows(
+        "zuora_erp_invoices", "erp_invoices", "r1", None, {"invoices": nothing, "invoice_items": nothing}, None
+    )
+    assert {r["family"] for r in rows} == {"erp_invoices"} and set(statuses(rows).values()) == {"failed"}
