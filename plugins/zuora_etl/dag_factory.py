@@ -13,11 +13,12 @@ from airflow.timetables.interval import CronDataIntervalTimetable
 
 from .chain import ObjectChain, Parent, check_mappings, object_chain
 from .families import Family, get_family
+from .liveness import run_alive
 from .manifests import LoadResult, Moved, ObjectResults, RunPlan, RunRow, WindowDict
 from .mapping import cached_mapping
 from .params import sync_params
 from .planning import advance_watermarks, backfill_block, plan_run
-from .settings import STATE_CONN_ID
+from .settings import STATE_CONN_ID, SYNC_MAX_ACTIVE_RUNS
 from .staging import run_dir, staging_root
 from .state import StateStore
 from .summary import clean_staging, summarize
@@ -68,7 +69,7 @@ def build_sync_dag(family: Family) -> DAG:
         schedule=CronDataIntervalTimetable(family.schedule, timezone="UTC") if family.schedule else None,
         start_date=START_DATE,
         catchup=False,
-        max_active_runs=1,
+        max_active_runs=SYNC_MAX_ACTIVE_RUNS,
         tags=sorted({"zuora", family.target, *family.tags}),
         default_args={
             "owner": family.owner,
@@ -110,6 +111,13 @@ def plan_task(family: Family):
             )  # fmt: skip
         except ValueError as exc:
             raise AirflowFailException(str(exc)) from None  # a bad param: no retry can fix it
+        if run_plan["mode"] == "sync":
+            holder = state.take_sync_lease(family.family, run_id, run_alive(ctx["ti"], [family.dag_id], run_id))
+            if holder:
+                # Two syncs never overlap (max_active_runs leaves room for backfills and dry runs).
+                log.info("Sync %s of %s is still running; this run skips, the next reads on from the watermark",
+                         holder, family.family)  # fmt: skip
+                return None
         if run_plan["mode"] == "covered":
             # A follower of an Airflow backfill: its leader reads this interval. Returning nothing
             # skips every task after this one at once (the run stays green, costs one task).
@@ -175,7 +183,10 @@ def summarize_task(family: Family):
 def cleanup_task():
     @task(task_id="clean_staging")
     def clean(run_plan: RunPlan | None) -> list[str]:
-        """Remove this run's staging when everything landed; sweep old failed runs' staging."""
+        """Remove this run's staging when everything landed; sweep old failed runs' staging; hand
+        the family's sync lease on."""
+        if run_plan and run_plan["mode"] == "sync":
+            StateStore().release_sync_lease(run_plan["family"], run_plan["run_id"])
         return clean_staging(run_plan)
 
     return clean

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
@@ -205,10 +205,13 @@ def systemic_failure(result: TransformResult, ratio: float, min_rows: int) -> st
     return None
 
 
-def settle_pending(sink: Sink, mapping: Mapping, state: StateStore, family: str) -> int:
+def settle_pending(
+    sink: Sink, mapping: Mapping, state: StateStore, family: str, alive: Callable[[str], bool] = lambda _: False
+) -> int:
     """Ledger rows a dead worker left `pending`: `loaded` where the target holds that version (it
-    committed before the worker died), else `aborted` (this or a later run loads it again)."""
-    pending = state.pending(family, mapping.object)
+    committed before the worker died), else `aborted` (this or a later run loads it again). Rows of
+    runs `alive` says are still running are left to them."""
+    pending = state.pending(family, mapping.object, alive)
     if not pending:
         return 0
     held = sink.updated_dates(mapping, list({rid for _, rid, _ in pending}))
@@ -231,6 +234,7 @@ def load(
     *,
     force: bool = False,
     held_parents: HeldParents | None = None,
+    alive: Callable[[str], bool] = lambda _: False,
 ) -> LoadResult:
     """Upsert the transformed parts; ledger every record; dead-letter what did not land.
 
@@ -240,7 +244,7 @@ def load(
     started = time.monotonic()
     obj = mapping.object
     sink.prepare(mapping)
-    settle_pending(sink, mapping, state, family)
+    settle_pending(sink, mapping, state, family, alive)
     open_letters = set(state.open_dead_letter_ids(family, obj))
     loaded = unchanged = rejected = held = resolved = 0
     failed_ids: list[str] = []

@@ -20,12 +20,12 @@ from .manifests import ObjectResults, RunPlan, RunRow
 from .operators.approval import ReplayApprovalOperator
 from .params import replay_params
 from .replay import parse_request, replay_parents, replay_plan, resolve
-from .settings import REPLAY_APPROVAL_THRESHOLD, REPLAY_APPROVAL_TIMEOUT_H, REPLAY_APPROVAL_VARIABLE
+from .settings import REPLAY_APPROVAL_THRESHOLD, REPLAY_APPROVAL_TIMEOUT_H, REPLAY_APPROVAL_VARIABLE, REPLAY_DAG_ID
 from .staging import run_dir, staging_root
 from .state import StateStore
 from .summary import summarize
 
-DAG_ID = "zuora_replay"
+DAG_ID = REPLAY_DAG_ID
 DOC = """### zuora_replay
 
 Re-sync given records from Zuora: a **family** (whose mapping, filters and target they go through),

@@ -7,6 +7,7 @@
 | state connection | `zuora_etl_state` | operator argument `state_conn_id` |
 | sink connections | `zuora_crm_sink`, `zuora_erp_sink` | family `sink_conn_id` |
 | Zuora API pool | `zuora_api` | (create it with the slots your tenant allows) |
+| active runs of one sync DAG | 3 (one sync, plus backfills and dry runs) | - |
 | staging root | `$AIRFLOW_HOME/zuora_staging` | Variable `zuora_etl_staging_root` |
 | staging retention of failed runs | 7 days | - |
 | settle lag | family `settle_seconds` (120 s) | Variable `zuora_etl_settle_seconds` (every family) |
@@ -34,10 +35,15 @@ INCLUDE_DIR_ENV = "ZUORA_ETL_INCLUDE_DIR"
 
 ZUORA_CONN_ID = "zuora_default"
 STATE_CONN_ID = "zuora_etl_state"
+REPLAY_DAG_ID = "zuora_replay"
 SINK_CONNECTIONS = {"crm": "zuora_crm_sink", "erp": "zuora_erp_sink"}
 # Bounds concurrent Zuora calls across all DAGs (Object Query allows 40-80 concurrent requests per
 # tenant); every extract and mark task, and every mapped slice, takes one slot.
 API_POOL = "zuora_api"
+
+# Runs of one sync DAG at once: one sync (the others wait for its lease, see state.take_sync_lease)
+# beside a date-range backfill and a dry run, which move no watermark and must not delay the syncs.
+SYNC_MAX_ACTIVE_RUNS = 3
 
 STAGING_ROOT_VARIABLE = "zuora_etl_staging_root"
 SETTLE_VARIABLE = "zuora_etl_settle_seconds"

@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -88,6 +88,16 @@ dead_letters = sa.Table(
     sa.Index("zuora_etl_dead_letters_open", "family", "object", "resolved_at"),
 )
 
+# Which run of a family may move its watermarks now: two syncs of one family never overlap, while
+# backfills, dry runs and replays run beside them (they move no watermark).
+sync_leases = sa.Table(
+    "zuora_etl_sync_leases",
+    metadata,
+    sa.Column("family", sa.String(64), primary_key=True),
+    sa.Column("run_id", sa.String(250), nullable=False),
+    sa.Column("taken_at", sa.DateTime, nullable=False),
+)
+
 LEDGER_CHUNK = 5_000  # rows per insert: large enough to be cheap, small enough for any driver
 IN_CHUNK = 900  # ids per IN (...) list: under SQLite's oldest bound-parameter limit of 999
 PENDING = "pending"
@@ -135,13 +145,18 @@ class StateStore:
                     conn.execute(ledger.update().where(pending & ledger.c.record_id.in_(chunk)).values(outcome=outcome))
             conn.execute(ledger.update().where(pending).values(outcome=rest))
 
-    def pending(self, family: str, obj: str) -> list[tuple[int, str, datetime | None]]:
-        """(seq, record id, updated_date) of ledger rows a dead worker left pending."""
-        query = sa.select(ledger.c.seq, ledger.c.record_id, ledger.c.updated_date).where(
+    def pending(
+        self, family: str, obj: str, alive: Callable[[str], bool] = lambda _: False
+    ) -> list[tuple[int, str, datetime | None]]:
+        """(seq, record id, updated_date) of ledger rows a dead worker left pending: rows of runs
+        `alive` says are still running (a backfill beside a sync) are theirs to settle."""
+        query = sa.select(ledger.c.run_id, ledger.c.seq, ledger.c.record_id, ledger.c.updated_date).where(
             (ledger.c.family == family) & (ledger.c.object == obj) & (ledger.c.outcome == PENDING)
         )
         with self.engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(query)]
+            rows = conn.execute(query).all()
+        live = {run_id for run_id in {r[0] for r in rows} if alive(run_id)}
+        return [(seq, rid, upd) for run_id, seq, rid, upd in rows if run_id not in live]
 
     def set_outcome(self, seqs: list[int], outcome: str) -> None:
         with self.engine.begin() as conn:
@@ -210,6 +225,38 @@ class StateStore:
                 )
                 resolved += result.rowcount or 0
         return resolved
+
+    # ---------- sync leases ----------
+    def take_sync_lease(self, family: str, run_id: str, alive: Callable[[str], bool]) -> str | None:
+        """Take the family's sync lease for `run_id`; None when taken (or already held), else the run
+        id of the live run holding it. A holder that is no longer running loses it."""
+        for _ in range(3):  # lose a race to another taker at most twice
+            with self.engine.begin() as conn:
+                held = conn.execute(sa.select(sync_leases.c.run_id).where(sync_leases.c.family == family)).scalar()
+                if held == run_id:
+                    return None
+                if held is not None and alive(held):
+                    return held
+                try:
+                    if held is None:
+                        conn.execute(sync_leases.insert().values(family=family, run_id=run_id, taken_at=_now()))
+                        return None
+                    moved = conn.execute(
+                        sync_leases.update()
+                        .where((sync_leases.c.family == family) & (sync_leases.c.run_id == held))
+                        .values(run_id=run_id, taken_at=_now())
+                    )
+                    if moved.rowcount:
+                        return None
+                except sa.exc.IntegrityError:
+                    pass
+        raise RuntimeError(f"could not take the sync lease of {family}: contended")
+
+    def release_sync_lease(self, family: str, run_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                sync_leases.delete().where((sync_leases.c.family == family) & (sync_leases.c.run_id == run_id))
+            )
 
     # ---------- runs ----------
     def record_run(self, row: dict) -> None:

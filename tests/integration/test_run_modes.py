@@ -86,3 +86,22 @@ def test_a_start_that_is_not_a_date_is_refused_at_the_trigger(env):
     params = copy.deepcopy(dag.params)
     params.update({"start": "2026-06-01", "end": "2026-06-30T12:00:00+00:00"})
     assert params.validate()["start"] == "2026-06-01"
+
+
+def test_a_sync_skips_while_another_sync_of_its_family_runs_and_a_backfill_does_not(env, monkeypatch):
+    from zuora_etl import dag_factory
+
+    StateStore().take_sync_lease("crm_invoices", "scheduled__still-running", lambda _: False)
+    monkeypatch.setattr(dag_factory, "run_alive", lambda ti, dag_ids, own: {"scheduled__still-running"}.__contains__)
+    assert env.run("zuora_crm_invoices") == "success"  # skipped: green, nothing read or written
+    assert env.watermark("crm_invoices", "invoices") is None
+    assert not sa.inspect(env.engine("zuora_crm_sink")).has_table("invoices")
+    assert latest_runs("crm_invoices") == {}
+
+    start = (datetime.now(UTC) - timedelta(days=3)).isoformat()
+    assert env.run("zuora_crm_invoices", {"start": start}) == "success"  # a backfill needs no lease
+    assert latest_runs("crm_invoices")["invoices"]["mode"] == "backfill"
+
+    monkeypatch.setattr(dag_factory, "run_alive", lambda ti, dag_ids, own: lambda run_id: False)  # it ended
+    assert env.run("zuora_crm_invoices") == "success"
+    assert env.watermark("crm_invoices", "invoices") is not None

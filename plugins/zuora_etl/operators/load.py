@@ -7,10 +7,11 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
+from ..liveness import run_alive
 from ..manifests import HeldParents, LoadResult, RunPlan
 from ..mapping import cached_mapping
 from ..pipeline import load, preview
-from ..settings import STATE_CONN_ID
+from ..settings import REPLAY_DAG_ID, STATE_CONN_ID
 from ..sinks import sink_for
 from ..state import StateStore
 
@@ -69,9 +70,10 @@ class ZuoraSinkOperator(BaseOperator):
         if self.parent_result is not None and self.parent_key:
             held = {"object": self.parent_result["object"], "key": self.parent_key,
                     "ids": list(self.parent_result.get("failed_ids", []))}  # fmt: skip
+        alive = run_alive(context.get("ti"), (self.dag_id, f"zuora_{self.family}", REPLAY_DAG_ID), context["run_id"])
         result = load(
             sink, mapping, self.manifest, StateStore(self.state_conn_id), context["run_id"], self.family,
-            force=force, held_parents=held,
+            force=force, held_parents=held, alive=alive,
         )  # fmt: skip
         self.log.info(
             "%s -> %s.%s: %d loaded, %d unchanged, %d quarantined, %d refused, %d held back, %d dead letters "
