@@ -11,17 +11,22 @@ from airflow.sdk import DAG, TaskGroup, Variable, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 from airflow.timetables.interval import CronDataIntervalTimetable
 
+from .catalog import get_object
 from .chain import ObjectChain, Parent, check_mappings, object_chain
+from .errors import fail_fast
 from .families import Family, get_family
+from .hooks.zuora import ZuoraHook
 from .liveness import run_alive
 from .manifests import LoadResult, Moved, ObjectResults, RunPlan, RunRow, WindowDict
 from .mapping import cached_mapping
 from .params import sync_params
+from .pipeline import probe_volume
 from .planning import advance_watermarks, backfill_block, plan_run
 from .settings import STATE_CONN_ID, SYNC_MAX_ACTIVE_RUNS
 from .staging import run_dir, staging_root
 from .state import StateStore
 from .summary import clean_staging, summarize
+from .windows import Window
 
 log = logging.getLogger(__name__)
 START_DATE = datetime(2025, 1, 1, tzinfo=UTC)
@@ -108,6 +113,7 @@ def plan_task(family: Family):
                 run_id=run_id, staging_dir=str(run_dir(staging_root(), family.family, run_id)),
                 density=lambda obj: state.recent_density(family.family, obj),
                 chosen_interval=chose_interval(ctx), backfill_end=lambda: chain_end(ctx, family),
+                probe=lambda obj, window: probe(family, obj, window),
             )  # fmt: skip
         except ValueError as exc:
             raise AirflowFailException(str(exc)) from None  # a bad param: no retry can fix it
@@ -136,6 +142,13 @@ def slices_task(name: str):
         return list(run_plan["objects"][name]["windows"]) or [None]
 
     return slices
+
+
+def probe(family: Family, name: str, window: Window) -> tuple[datetime | None, float | None]:
+    """The expected volume of a long window with no history to go by, asked of Zuora."""
+    with fail_fast():
+        hook = ZuoraHook(track_prefix=f"{family.dag_id}.plan")
+        return probe_volume(hook, get_object(name), family.get(name).filters, window)
 
 
 def chain_end(ctx, family: Family) -> datetime | None:

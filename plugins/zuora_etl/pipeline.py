@@ -10,6 +10,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 
 import pandas as pd
 from airflow.sdk import ObjectStoragePath
@@ -26,6 +27,8 @@ from .windows import Window, parse_instant
 
 log = logging.getLogger(__name__)
 
+# Records the volume probe reads: one page, Object Query's largest.
+PROBE_PAGE = 99
 # Ids per `id.IN:[...]` request: 40 ids of 32 characters keep the URL near 1.5 kB, far from any
 # proxy's limit, while a page of 99 still fits the answer of 40 parents' items in most tenants.
 IN_CHUNK = 40
@@ -87,6 +90,24 @@ def merge(manifests: Sequence[dict]) -> dict:
             if k in m:
                 out[k] = round(out.get(k, 0) + m[k], 3)
     return out
+
+
+def probe_volume(
+    hook: ZuoraHook, obj: ZuoraObject, filters: list[str], window: Window
+) -> tuple[datetime | None, float | None]:
+    """What one call tells of a window's volume (Object Query has no count): its oldest page gives
+    the first record's updatedDate and, when the window holds less than a page, the exact rate of
+    records per second. With more, the rate stays unknown (None): the newest records' rate is no
+    guide, a bill run stamps thousands in one second."""
+    params = [("pageSize", str(PROBE_PAGE)), ("sort[]", "updatedDate.ASC"), ("fields[]", "id,updatedDate"),
+              *[("filter[]", f) for f in [*window.filters(), *filters]]]  # fmt: skip
+    oldest = next(iter(hook.paginate(obj.endpoint, params)), [])
+    if not oldest:
+        return None, 0.0
+    first = parse_instant(oldest[0]["updatedDate"])
+    if len(oldest) < PROBE_PAGE:
+        return first, len(oldest) / max(1.0, (window.hi - first).total_seconds())
+    return first, None
 
 
 def one_manifest(value: ExtractResult | Sequence[ExtractResult] | None) -> ExtractResult | None:

@@ -23,13 +23,14 @@ from .settings import (
 from .windows import Window, hwm_variable, incremental_window, parse_instant, range_window
 
 
-def slice_count(window: Window, density: float | None, fixed: int | None = None) -> int:
+def slice_count(window: Window, density: float | None, fixed: int | None = None, first: datetime | None = None) -> int:
     """How many mapped slices read `window`: `fixed` when asked for (a param or the family's
-    `slices`), else by the expected volume (records per second of window from recent runs), else,
-    with no history, a few for a long window (a first load, a backfill before any sync)."""
+    `slices`), else by the expected volume (records per second of window, from recent runs or a
+    probe of Zuora; `first`: the window's first record), else, with neither, a few for a long
+    window."""
     if fixed and fixed > 0:
         return int(fixed)
-    span = (window.hi - (window.lo or window.split_origin())).total_seconds()
+    span = (window.hi - window.split_origin(first)).total_seconds()
     if density is None:
         return FIRST_LOAD_SLICES if span > FIRST_LOAD_SPAN_DAYS * 86400 else 1
     return max(1, min(MAX_SLICES, math.ceil(density * span / SLICE_TARGET_ROWS)))
@@ -48,6 +49,7 @@ def plan_run(
     density: Callable[[str], float | None] = lambda _: None,
     chosen_interval: bool = False,
     backfill_end: Callable[[], datetime | None] | None = None,
+    probe: Callable[[str, Window], tuple[datetime | None, float | None]] | None = None,
 ) -> RunPlan:
     """What each object reads in this run.
 
@@ -82,8 +84,12 @@ def plan_run(
         window = fixed or incremental_window(watermark, initial, now, family.overlap_seconds, settle_s)
         if mode == "covered":
             window = None
-        count = slice_count(window, density(o.name), params.get("slices") or family.slices) if window else 0
-        windows = [w.to_dict() for w in window.split(count)] if window else []
+        fixed_slices = params.get("slices") or family.slices
+        expected, first = density(o.name), None
+        if window and expected is None and not fixed_slices and probe and window.is_long():
+            first, expected = probe(o.name, window)  # a first load or an early backfill: ask Zuora
+        count = slice_count(window, expected, fixed_slices, first) if window else 0
+        windows = [w.to_dict() for w in window.split(count, first)] if window else []
         objects[o.name] = {"windows": windows, "watermark": watermark, "by_parent": None, "id_parts": []}
     plan: RunPlan = {"family": family.family, "mode": mode, "run_id": run_id, "staging_dir": staging_dir,
                      "objects": objects, "force": False}  # fmt: skip

@@ -10,7 +10,7 @@ import itertools
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from .settings import DEFAULT_OVERLAP_S, DEFAULT_SETTLE_S
+from .settings import DEFAULT_OVERLAP_S, DEFAULT_SETTLE_S, FIRST_LOAD_SPAN_DAYS
 
 WHOLE_HISTORY_LO = datetime(1970, 1, 1, tzinfo=UTC)  # used when a filter must be present
 # A window from the start of history is split as if it began here (Zuora's oldest tenants date from
@@ -55,21 +55,26 @@ class Window:
         if self.lo is not None and self.lo >= self.hi:
             raise ValueError(f"empty window: {self.lo.isoformat()} >= {self.hi.isoformat()}")
 
+    def is_long(self, days: int = FIRST_LOAD_SPAN_DAYS) -> bool:
+        """Whether the window spans more than `days` (or starts at the beginning of history)."""
+        return self.lo is None or (self.hi - self.lo).total_seconds() > days * 86400
+
     def filters(self) -> list[str]:
         lo = self.lo or WHOLE_HISTORY_LO
         return [f"updatedDate.GE:{zuora_instant(lo)}", f"updatedDate.LT:{zuora_instant(self.hi)}"]
 
-    def split_origin(self) -> datetime:
-        """Where a window from the start of history is taken to begin when split (its first slice
-        still reads everything before)."""
-        return self.lo or HISTORY_SPLIT_ORIGIN
+    def split_origin(self, first: datetime | None = None) -> datetime:
+        """Where a window from the start of history is taken to begin when split: its first
+        record's updatedDate when known, else HISTORY_SPLIT_ORIGIN (its first slice still reads
+        everything before)."""
+        return self.lo or (first.replace(microsecond=0) if first and first < self.hi else HISTORY_SPLIT_ORIGIN)
 
-    def split(self, n: int) -> list[Window]:
+    def split(self, n: int, first: datetime | None = None) -> list[Window]:
         """n equal slices for parallel extraction, on whole seconds: `[lo, b1), [b1, b2), ...`, so
         that records of one second, however many, fall in exactly one slice."""
         if n <= 1:
             return [self]
-        lo = self.split_origin()
+        lo = self.split_origin(first)
         step = (self.hi - lo) / n
         bounds = [lo + step * i for i in range(n)] + [self.hi]
         bounds = [b.replace(microsecond=0) for b in bounds]

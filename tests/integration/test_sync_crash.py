@@ -27,7 +27,7 @@ def test_crash_in_the_middle_of_a_load_then_rerun(env, monkeypatch):
         return real_upsert(self, mapping, frame, force=force)
 
     monkeypatch.setattr(SqlSink, "upsert", dying_upsert)
-    assert env.run("zuora_crm_invoices") == "failed"
+    assert env.run("zuora_crm_invoices", {"slices": 1}) == "failed"  # one slice: parts of 500 in order
     assert env.watermark("crm_invoices", "invoices") is None, "no watermark moves when a load fails"
     assert env.watermark("crm_invoices", "invoice_items") is None
     partial = [r for r in ledger_rows(env) if r["object"] == "invoice_items" and r["outcome"] == "loaded"]
@@ -63,7 +63,7 @@ def test_a_worker_dying_right_after_the_commit_still_leaves_every_row_ledgered(e
         return outcome
 
     monkeypatch.setattr(SqlSink, "upsert", commit_then_die)
-    assert env.run("zuora_crm_invoices") == "failed"
+    assert env.run("zuora_crm_invoices", {"slices": 1}) == "failed"  # one slice: parts of 500 in order
     rows = [r for r in ledger_rows(env) if r["object"] == "invoice_items"]
     assert sum(r["outcome"] == "pending" for r in rows) == 500, "the dead worker's part is written ahead"
 

@@ -174,3 +174,23 @@ def test_one_run_of_a_backfill_chain_reads_the_whole_chain(existing_hours, me, e
     end = backfill_block(interval, "0 * * * *", count_runs)
     assert end == (base + timedelta(hours=expected_end) if expected_end is not None else None)
     assert len(calls) <= 25 and max(calls) <= 1024
+
+
+def test_a_first_load_asks_zuora_for_its_volume_and_splits_from_its_first_record():
+    first = datetime(2025, 1, 1, tzinfo=UTC)
+    asked: list[str] = []
+
+    def probe(name, window):
+        asked.append(name)
+        return first, 1.0  # 1 record/s: 37M expected over the window -> the most slices
+
+    p = plan(probe=probe)
+    windows = p["objects"]["invoices"]["windows"]
+    assert asked == ["invoices"] and len(windows) == MAX_SLICES
+    assert windows[0]["lo"] is None and windows[1]["lo"] > "2025-01"  # from the first record, not 2000
+    small = plan(probe=lambda name, window: (first, 0.0001))["objects"]["invoices"]["windows"]
+    assert len(small) == 1  # a few thousand records: one slice
+    unknown = plan(probe=lambda name, window: (first, None))["objects"]["invoices"]["windows"]
+    assert len(unknown) == FIRST_LOAD_SLICES and unknown[1]["lo"] > "2025-01"  # more than a page: a few
+    synced = plan(variables={"zuora_hwm__erp_invoices__invoices": "2026-03-10T11:00:00Z"}, probe=probe)
+    assert asked == ["invoices"] and len(synced["objects"]["invoices"]["windows"]) == 1  # incremental: no probe

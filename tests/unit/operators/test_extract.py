@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from zuora_etl.operators.extract import ZuoraObjectQueryOperator
 from zuora_etl.pipeline import read_ids
 from zuora_etl.windows import Window
@@ -72,3 +73,24 @@ def test_reads_the_children_of_a_parents_records(env):
     items = op.execute(context())
     assert items["rows"] == len(env.emu.store.truth("invoice-items"))
     assert items["staging_dir"] == parent["staging_dir"]
+
+
+def test_the_volume_probe_finds_the_first_record_and_counts_a_window_of_less_than_a_page(env):
+    from zuora_etl.catalog import get_object
+    from zuora_etl.hooks.zuora import ZuoraHook
+    from zuora_etl.pipeline import probe_volume
+    from zuora_etl.windows import parse_instant
+
+    invoices = get_object("invoices")
+    window = Window(None, datetime.now(UTC) + timedelta(hours=1))
+    hook = ZuoraHook()
+    first, rate = probe_volume(hook, invoices, [], window)
+    assert first == min(parse_instant(r["updatedDate"]) for r in env.emu.store.truth("invoices"))
+    assert rate is None and hook.api_calls == 1  # more than a page: the count stays unknown
+    early = Window(first, first + timedelta(days=10))  # the tenant's first days: less than a page
+    expected = [r for r in env.emu.store.truth("invoices") if early.lo <= parse_instant(r["updatedDate"]) < early.hi]
+    assert 0 < len(expected) < 99
+    found, rate = probe_volume(ZuoraHook(), invoices, [], early)
+    assert found == first and rate * (early.hi - first).total_seconds() == pytest.approx(len(expected))
+    late = Window(datetime.now(UTC) + timedelta(minutes=30), datetime.now(UTC) + timedelta(hours=1))
+    assert probe_volume(ZuoraHook(), invoices, [], late) == (None, 0.0)
