@@ -5,9 +5,11 @@ an in-process emulator; and a logged-in headless Chromium page (Playwright drivi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,25 +66,77 @@ def ti_key(ti: dict[str, Any]) -> str:
     return ti["task_id"] if ti.get("map_index", -1) < 0 else f"{ti['task_id']}[{ti['map_index']}]"
 
 
+@contextlib.contextmanager
+def _standalone_ui(tmp_path_factory: pytest.TempPathFactory, emu: Emulator, name: str,
+                   extra_env: dict[str, str] | None = None) -> Iterator[AirflowUI]:  # fmt: skip
+    home = tmp_path_factory.mktemp(f"{name}-airflow-home")
+    data_dir = tmp_path_factory.mktemp(f"{name}-data")
+    env = prepare_home(home, data_dir, emu.base_url,
+                       extra_env={"AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False", **(extra_env or {})})  # fmt: skip
+    standalone = start_standalone(env, free_port())
+    try:
+        api = standalone.client()
+        errors = wait_for_dags(api, project_dag_ids())
+        yield AirflowUI(standalone.base_url, standalone.user, standalone.password, api, home, data_dir, emu,
+                        standalone, errors)  # fmt: skip
+    finally:
+        standalone.stop()
+
+
 @pytest.fixture(scope="session")
 def airflow_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowUI]:
     """`airflow standalone` (scheduler, dag-processor, triggerer, API server and UI) on 127.0.0.1 and a
     free port, in its own AIRFLOW_HOME and metadata DB (not the in-process test session's), prepared
     like `make ui` does, with the DAGs parsed. Cron schedules create no runs here
     (`use_job_schedule` off) so that the only runs are those a test triggers or backfills."""
-    home = tmp_path_factory.mktemp("ui-airflow-home")
-    data_dir = tmp_path_factory.mktemp("ui-data")
-    with Emulator(scale="small", seed=42) as emu:
-        env = prepare_home(home, data_dir, emu.base_url,
-                           extra_env={"AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"})  # fmt: skip
-        standalone = start_standalone(env, free_port())
-        try:
-            api = standalone.client()
-            errors = wait_for_dags(api, project_dag_ids())
-            yield AirflowUI(standalone.base_url, standalone.user, standalone.password, api, home, data_dir, emu,
-                            standalone, errors)  # fmt: skip
-        finally:
-            standalone.stop()
+    with Emulator(scale="small", seed=42) as emu, _standalone_ui(tmp_path_factory, emu, "ui") as ui:
+        yield ui
+
+
+@contextlib.contextmanager
+def _postgres_database() -> Iterator[str]:
+    """A throwaway PostgreSQL database (ZUORA_TEST_PG_HOST/PORT/USER, default postgres@127.0.0.1:5432,
+    trust auth): its SQLAlchemy URL. Skipped where no server answers, failed under CI."""
+    import psycopg
+
+    host = os.environ.get("ZUORA_TEST_PG_HOST", "127.0.0.1")
+    port = int(os.environ.get("ZUORA_TEST_PG_PORT", "5432"))
+    user = os.environ.get("ZUORA_TEST_PG_USER", "postgres")
+    try:
+        admin = psycopg.connect(host=host, port=port, user=user, dbname="postgres", connect_timeout=3,
+                                autocommit=True)  # fmt: skip
+    except Exception as exc:
+        reason = (f"Airflow backfills need a PostgreSQL metadata DB and none answers on {host}:{port} "
+                  f"({type(exc).__name__}); set ZUORA_TEST_PG_HOST/PORT/USER")  # fmt: skip
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must provide PostgreSQL: {reason}")
+        pytest.skip(reason)
+    name = f"zuora_ui_{uuid.uuid4().hex[:10]}"
+    admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield f"postgresql+psycopg2://{user}@{host}:{port}/{name}"
+    finally:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
+
+
+@pytest.fixture(scope="module")
+def airflow_ui_postgres(tmp_path_factory: pytest.TempPathFactory, airflow_ui: AirflowUI) -> Iterator[AirflowUI]:
+    """A second standalone, like `airflow_ui` (same emulator, its own home and targets) but on a
+    PostgreSQL metadata database, for Airflow backfills; stopped after the module that uses it.
+    On SQLite, `POST /api/v2/backfills` answers 503 "Database is locked" whenever the scheduler or
+    the DAG processor writes at that moment, and the runs the failed request had created are deleted
+    under the scheduler, which then crashes (ObjectDeletedError on a DagRun) and never schedules
+    again: every later test would hang."""
+    with _postgres_database() as url, _standalone_ui(tmp_path_factory, airflow_ui.emulator, "ui-pg",
+                                                     {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": url}) as ui:  # fmt: skip
+        yield ui
+
+
+@pytest.fixture
+def browser_page_postgres(browser: Browser, airflow_ui_postgres: AirflowUI) -> Iterator[Page]:
+    """A logged-in page on the PostgreSQL-backed standalone."""
+    yield from _logged_in_page(browser, airflow_ui_postgres)
 
 
 def _browser_unavailable() -> str | None:
@@ -124,11 +178,15 @@ def login(page: Page, ui: AirflowUI) -> None:
 @pytest.fixture
 def browser_page(browser: Browser, airflow_ui: AirflowUI) -> Iterator[Page]:
     """A fresh logged-in page (own browser context: own cookies) on the standalone UI."""
-    context = browser.new_context(viewport={"width": 1440, "height": 900}, base_url=airflow_ui.base_url)
+    yield from _logged_in_page(browser, airflow_ui)
+
+
+def _logged_in_page(browser: Browser, ui: AirflowUI) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, base_url=ui.base_url)
     context.set_default_timeout(30_000)
     page = context.new_page()
     try:
-        login(page, airflow_ui)
+        login(page, ui)
         yield page
     finally:
         context.close()

@@ -10,6 +10,8 @@ from contextlib import closing
 from datetime import datetime
 from pathlib import Path
 
+from zuora_etl.settings import SYNC_MAX_ACTIVE_RUNS
+
 DAG_ID = "zuora_crm_accounts"
 ACTIVE_RUN_STATES = ("queued", "running")
 
@@ -67,7 +69,7 @@ def test_scheduler_dry_run_of_crm_accounts_succeeds_and_frees_the_dag(airflow_ui
             f"summarize started {summarize_start} before the last transform ended {last_transform}"
         )
 
-        # Not stuck: no run of the DAG queued or running (max_active_runs=1: the slot is free), no
+        # Not stuck: no run of the DAG queued or running (its run slots are free), no
         # task instance left behind, and the API pool holds no slot.
         active = poll(
             lambda: not any(r["state"] in ACTIVE_RUN_STATES for r in api.get(f"dags/{DAG_ID}/dagRuns")["dag_runs"]),
@@ -77,6 +79,6 @@ def test_scheduler_dry_run_of_crm_accounts_succeeds_and_frees_the_dag(airflow_ui
         pool = api.get("pools/zuora_api")
         assert pool["running_slots"] == 0 and pool["queued_slots"] == 0, pool
         details = api.get(f"dags/{DAG_ID}/details")
-        assert details["max_active_runs"] == 1
+        assert details["max_active_runs"] == SYNC_MAX_ACTIVE_RUNS
     finally:
         api.patch(f"dags/{DAG_ID}", {"is_paused": True})

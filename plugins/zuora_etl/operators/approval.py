@@ -7,6 +7,8 @@ from typing import Any
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 
+from ..families import get_family
+
 
 class ReplayApprovalOperator(ApprovalOperator):
     """Airflow's approval step (Required Actions in the UI), worded from the replay's plan: which
@@ -21,11 +23,12 @@ class ReplayApprovalOperator(ApprovalOperator):
 
     def execute(self, context: Any) -> Any:
         plan, params = self.plan or {}, context["params"]
+        marks = plan.get("mode") == "replay" and any(o.mark_transferred for o in get_family(plan["family"]).objects)
         self.subject = f"Replay {plan.get('requested', '?')} {params.get('object')} of {plan.get('family')}?"
         self.body = (
             f"Run `{context['run_id']}` asks to re-sync **{plan.get('requested', '?')}** `{params.get('object')}` "
             f"records (and their parts) of family `{plan.get('family')}` from Zuora, overwriting the target's rows"
-            f"{' and flagging ERP documents as transferred' if plan.get('mode') == 'replay' else ''}. "
+            f"{' and flagging ERP documents as transferred' if marks else ''}. "
             "No watermark moves. **Approve** to run it; **Reject** skips it."
         )
         return super().execute(context)
