@@ -26,7 +26,7 @@ from .settings import STATE_CONN_ID, SYNC_MAX_ACTIVE_RUNS
 from .staging import run_dir, staging_root
 from .state import StateStore
 from .summary import clean_staging, summarize
-from .windows import Window
+from .windows import Window, parse_instant
 
 log = logging.getLogger(__name__)
 START_DATE = datetime(2025, 1, 1, tzinfo=UTC)
@@ -153,11 +153,15 @@ def probe(family: Family, name: str, window: Window) -> tuple[datetime | None, f
 
 def chain_end(ctx, family: Family) -> datetime | None:
     """Where the chain of backfill runs this run starts ends (None: an earlier run reads it)."""
-    ti, dag_id = ctx["ti"], ctx["dag"].dag_id
-    interval = (ctx["data_interval_start"], ctx["data_interval_end"])
-    return backfill_block(
-        interval, family.schedule or "@hourly", lambda ids: ti.get_dr_count(dag_id=dag_id, run_ids=ids)
-    )
+    ti, dag_id, state = ctx["ti"], ctx["dag"].dag_id, StateStore()
+    start, end = ctx["data_interval_start"], ctx["data_interval_end"]
+    chain = backfill_block(
+        (start, end), family.schedule or "@hourly", lambda ids: ti.get_dr_count(dag_id=dag_id, run_ids=ids),
+        lambda lo, hi: state.backfill_range_covers(family.family, lo, hi),
+    )  # fmt: skip
+    if chain is not None:  # this run leads: its range is what the followers skip
+        state.record_backfill_range(family.family, ctx["run_id"], parse_instant(start), chain)
+    return chain
 
 
 def chose_interval(ctx) -> bool:

@@ -177,6 +177,7 @@ def backfill_block(
     interval: tuple[datetime, datetime],
     schedule: str,
     count_runs: Callable[[list[str]], int],
+    covered: Callable[[datetime, datetime], bool] = lambda lo, hi: True,
     limit: int = MAX_COALESCED_RUNS,
 ) -> datetime | None:
     """The end of the range this run of an Airflow backfill reads, or None when an earlier run of
@@ -187,9 +188,13 @@ def backfill_block(
     each unbroken chain of backfill runs (the leader: no backfill run ends where it starts) reads
     the whole chain in one range, split into slices; the others (followers) find a leader before
     them and read nothing. `count_runs` counts the existing runs among given run ids (Airflow's
-    `get_dr_count`); all runs of a backfill exist from its start, so the chain is known."""
+    `get_dr_count`); all runs of a backfill exist from its start, so the chain is known.
+
+    A run before this one may belong to an earlier backfill (June 1-2 done, now June 2-3): a run is
+    a follower only when a leader recorded a range that `covered` says holds its interval;
+    otherwise it leads. Two runs that both lead read some records twice, never none."""
     start, end = (parse_instant(v) for v in interval)
-    if count_runs([_backfill_run_id(start)]):
+    if count_runs([_backfill_run_id(start)]) and covered(start, end):
         return None
     ticks = croniter(schedule, end)
     successors = [_backfill_run_id(ticks.get_next(datetime)) for _ in range(limit)]

@@ -98,6 +98,17 @@ sync_leases = sa.Table(
     sa.Column("taken_at", sa.DateTime, nullable=False),
 )
 
+# The range the first run of an Airflow backfill reads for the whole chain of its runs: the others
+# skip only an interval a leader recorded here (see planning.backfill_block).
+backfill_ranges = sa.Table(
+    "zuora_etl_backfill_ranges",
+    metadata,
+    sa.Column("family", sa.String(64), primary_key=True),
+    sa.Column("run_id", sa.String(250), primary_key=True),
+    sa.Column("lo", sa.DateTime, nullable=False),
+    sa.Column("hi", sa.DateTime, nullable=False),
+)
+
 LEDGER_CHUNK = 5_000  # rows per insert: large enough to be cheap, small enough for any driver
 IN_CHUNK = 900  # ids per IN (...) list: under SQLite's oldest bound-parameter limit of 999
 PENDING = "pending"
@@ -105,6 +116,10 @@ PENDING = "pending"
 
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _naive_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
 def _chunks(values: list, size: int = IN_CHUNK) -> Iterable[list]:
@@ -257,6 +272,24 @@ class StateStore:
             conn.execute(
                 sync_leases.delete().where((sync_leases.c.family == family) & (sync_leases.c.run_id == run_id))
             )
+
+    # ---------- backfill ranges ----------
+    def record_backfill_range(self, family: str, run_id: str, lo: datetime, hi: datetime) -> None:
+        row = {"family": family, "run_id": run_id, "lo": _naive_utc(lo), "hi": _naive_utc(hi)}
+        with self.engine.begin() as conn:
+            conn.execute(backfill_ranges.delete().where(
+                (backfill_ranges.c.family == family) & (backfill_ranges.c.run_id == run_id)))  # fmt: skip
+            conn.execute(backfill_ranges.insert().values(**row))
+
+    def backfill_range_covers(self, family: str, lo: datetime, hi: datetime) -> bool:
+        """Whether a leader of an Airflow backfill recorded a range holding `[lo, hi)`."""
+        query = sa.select(sa.func.count()).where(
+            (backfill_ranges.c.family == family)
+            & (backfill_ranges.c.lo <= _naive_utc(lo))
+            & (backfill_ranges.c.hi >= _naive_utc(hi))
+        )
+        with self.engine.connect() as conn:
+            return bool(conn.execute(query).scalar())
 
     # ---------- runs ----------
     def record_run(self, row: dict) -> None:

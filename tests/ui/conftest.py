@@ -206,3 +206,22 @@ def poll() -> Callable[..., Any]:
             time.sleep(interval)
 
     return _poll
+
+
+@pytest.fixture
+def invoice_records(airflow_ui) -> tuple[list[dict], list[dict]]:
+    """The emulator's invoices (by id, in id order) and invoice items, read from its store (the
+    PostgreSQL-backed Airflow shares the emulator)."""
+    store = airflow_ui.emulator.store
+    return store.truth("invoices"), store.truth("invoice-items")
+
+
+@pytest.fixture
+def crm(airflow_ui):
+    """The CRM target, emptied before and after the test."""
+    from tests.ui.ui_support import clear_target, crm_db
+
+    db = crm_db(airflow_ui)
+    clear_target(db)
+    yield db
+    clear_target(db)

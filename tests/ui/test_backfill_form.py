@@ -40,21 +40,6 @@ TITLE = f"Trigger Dag - {DAG_ID}"
 
 
 @pytest.fixture
-def records(airflow_ui):
-    store = airflow_ui.emulator.store
-    return store.truth("invoices"), store.truth("invoice-items")
-
-
-@pytest.fixture
-def crm(airflow_ui):
-    """The CRM target, emptied before and after the test."""
-    db = crm_db(airflow_ui)
-    clear_target(db)
-    yield db
-    clear_target(db)
-
-
-@pytest.fixture
 def unpaused(airflow_ui):
     """The DAG unpaused for the test (cron runs stay off: use_job_schedule is False), paused after."""
     with unpause(airflow_ui, DAG_ID):
@@ -74,9 +59,9 @@ def day_window(invoices) -> tuple[datetime, datetime]:
     pytest.fail("no 4-day window of the emulator's invoices holds 15 to 60 of them")
 
 
-def test_backfill_form_loads_exactly_the_range(airflow_ui, browser_page, records, crm, unpaused):
+def test_backfill_form_loads_exactly_the_range(airflow_ui, browser_page, invoice_records, crm, unpaused):
     api, page = airflow_ui.api, browser_page
-    invoices, items = records
+    invoices, items = invoice_records
     lo, hi = day_window(invoices)
     want_invoices, want_items = updated_in(invoices, lo, hi), updated_in(items, lo, hi)
 
@@ -119,14 +104,14 @@ def busy_hours(invoices) -> tuple[datetime, datetime]:
 
 
 def test_airflow_backfill_dialog_reads_the_range_once_and_moves_no_watermark(
-    airflow_ui_postgres, browser_page_postgres, poll, records
+    airflow_ui_postgres, browser_page_postgres, poll, invoice_records
 ):
     """Airflow's Backfill dialog, on the PostgreSQL-backed standalone (see `airflow_ui_postgres` in conftest.py)."""
     ui, page = airflow_ui_postgres, browser_page_postgres
     api, crm = ui.api, crm_db(ui)
     clear_target(crm)
     api.patch(f"dags/{DAG_ID}", {"is_paused": False})
-    invoices, items = records
+    invoices, items = invoice_records
     start, to = busy_hours(invoices)
     end = to + STEP  # the last run's interval ends one step after its logical date
     want_invoices, want_items = updated_in(invoices, start, end), updated_in(items, start, end)

@@ -8,8 +8,6 @@ import pytest
 
 from tests.ui.ui_support import (
     choose,
-    clear_target,
-    crm_db,
     field,
     open_trigger_dialog,
     run_rows,
@@ -25,22 +23,6 @@ DAG_ID = "zuora_replay"
 FAMILY, OBJECT = "crm_invoices", "invoices"
 THRESHOLD_VARIABLE = "zuora_etl_replay_approval_threshold"
 CHAIN = (f"{FAMILY}.invoices.extract", f"{FAMILY}.invoices.load", f"{FAMILY}.invoice_items.load")
-
-
-@pytest.fixture
-def invoices(airflow_ui):
-    """The emulator's invoices (by id, in id order) and invoice items, read from its store."""
-    store = airflow_ui.emulator.store
-    return store.truth("invoices"), store.truth("invoice-items")
-
-
-@pytest.fixture
-def crm(airflow_ui):
-    """The CRM target, emptied before and after the test."""
-    db = crm_db(airflow_ui)
-    clear_target(db)
-    yield db
-    clear_target(db)
 
 
 @pytest.fixture(autouse=True)
@@ -70,9 +52,9 @@ def assert_landed_exactly(db, invoice_ids, item_ids):
     assert target_ids(db, "invoice_items") == set(item_ids)
 
 
-def test_replay_form_replays_the_invoices_typed_one_per_line(airflow_ui, browser_page, invoices, crm):
+def test_replay_form_replays_the_invoices_typed_one_per_line(airflow_ui, browser_page, invoice_records, crm):
     api, page = airflow_ui.api, browser_page
-    records, items = invoices
+    records, items = invoice_records
     by_id, by_number = records[0], records[1]  # one given by its id, one by its invoice number
     wanted = {by_id["id"], by_number["id"]}
     assert expected_items(items, wanted), "the chosen invoices have no items"
@@ -130,10 +112,10 @@ def wait_for_approval(airflow_ui, poll, run_id):
 
 
 def test_large_replay_waits_for_approval_and_runs_once_approved_in_the_ui(
-    airflow_ui, browser_page, poll, invoices, crm, approval_threshold
+    airflow_ui, browser_page, poll, invoice_records, crm, approval_threshold
 ):
     api, page = airflow_ui.api, browser_page
-    records, items = invoices
+    records, items = invoice_records
     chosen = records[2:5]
     wanted = {r["id"] for r in chosen}
     run_id = trigger_replay(api, [r["invoiceNumber"] for r in chosen])  # 3 > threshold 1
@@ -167,9 +149,9 @@ def test_large_replay_waits_for_approval_and_runs_once_approved_in_the_ui(
     assert detail["responded_by_user"]["name"] == airflow_ui.user and detail["chosen_options"] == ["Approve"]
 
 
-def test_rejected_replay_reads_and_loads_nothing(airflow_ui, poll, invoices, crm, approval_threshold):
+def test_rejected_replay_reads_and_loads_nothing(airflow_ui, poll, invoice_records, crm, approval_threshold):
     api = airflow_ui.api
-    records, _ = invoices
+    records, _ = invoice_records
     run_id = trigger_replay(api, [r["id"] for r in records[5:7]])
     wait_for_approval(airflow_ui, poll, run_id)
     resp = api.request("PATCH", f"dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/approve/-1/hitlDetails",

@@ -62,3 +62,15 @@ def test_run_alive_asks_each_dag_once_per_run():
     calls = ti.calls
     assert alive("s1") and ti.calls == calls  # cached
     assert run_alive(SimpleNamespace(), ["x"], "me")("s1") is False  # no API (a unit test's context): dead
+
+
+def test_a_backfill_leaders_range_covers_only_its_own_intervals(state):
+    from datetime import UTC, datetime, timedelta
+
+    june1 = datetime(2026, 6, 1, tzinfo=UTC)
+    state.record_backfill_range("crm_invoices", "backfill__a", june1, june1 + timedelta(days=1))
+    assert state.backfill_range_covers("crm_invoices", june1 + timedelta(hours=3), june1 + timedelta(hours=4))
+    assert not state.backfill_range_covers(
+        "crm_invoices", june1 + timedelta(days=1), june1 + timedelta(days=1, hours=1)
+    )
+    assert not state.backfill_range_covers("erp_invoices", june1, june1 + timedelta(hours=1))

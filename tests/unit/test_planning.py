@@ -194,3 +194,14 @@ def test_a_first_load_asks_zuora_for_its_volume_and_splits_from_its_first_record
     assert len(unknown) == FIRST_LOAD_SLICES and unknown[1]["lo"] > "2025-01"  # more than a page: a few
     synced = plan(variables={"zuora_hwm__erp_invoices__invoices": "2026-03-10T11:00:00Z"}, probe=probe)
     assert asked == ["invoices"] and len(synced["objects"]["invoices"]["windows"]) == 1  # incremental: no probe
+
+
+def test_a_run_after_an_earlier_backfill_leads_its_own_chain():
+    """June 1-2 was backfilled before; a new backfill of June 2-3 must not take the old runs for
+    its leader: its first run finds no recorded range holding its interval, and reads its chain."""
+    base = datetime(2026, 6, 2, tzinfo=UTC)
+    ids = {f"backfill__{(base + timedelta(hours=h)).isoformat()}" for h in range(-24, 25)}  # old and new runs
+    interval = (base, base + timedelta(hours=1))
+    count = lambda run_ids: len(ids.intersection(run_ids))  # noqa: E731
+    assert backfill_block(interval, "0 * * * *", count, lambda lo, hi: False) == base + timedelta(hours=24)
+    assert backfill_block(interval, "0 * * * *", count, lambda lo, hi: True) is None

@@ -88,9 +88,8 @@ class ZuoraObjectQueryOperator(BaseOperator):
         with fail_fast():
             return self._extract(context)
 
-    def staging_dir(self, context: Any) -> str:
+    def staging_dir(self, context: Any, parent: dict | None) -> str:
         """The run's staging directory: the plan's, else the parent's, else derived from the run."""
-        parent = one_manifest(self.parent)
         for source in (self.plan, parent):
             if source and source.get("staging_dir"):
                 return str(source["staging_dir"])
@@ -99,7 +98,8 @@ class ZuoraObjectQueryOperator(BaseOperator):
     def _extract(self, context: Any) -> ExtractResult:
         started = time.monotonic()
         obj = get_object(self.zuora_object)
-        run_staging = self.staging_dir(context)
+        parent = one_manifest(self.parent)  # the parent's results, read once (a mapped parent: one per slice)
+        run_staging = self.staging_dir(context, parent)
         directory = ObjectStoragePath(run_staging) / obj.name
         if self.subdir:
             directory = directory / self.subdir
@@ -114,7 +114,6 @@ class ZuoraObjectQueryOperator(BaseOperator):
             self.log.info("Reading %s updated in [%s, %s)", obj.name, w.lo or "the beginning", w.hi)
         if slices:
             reads.append(extract_windows(self._hook, obj, fields, self.filters, slices, directory, f"raw-{tag}s"))
-        parent = one_manifest(self.parent)
         if parent is not None:
             ids = read_ids(parent.get("parts", []))
             self.log.info("Reading %s of %d %s records", obj.name, len(ids), parent.get("object"))
@@ -129,6 +128,10 @@ class ZuoraObjectQueryOperator(BaseOperator):
         if wanted:
             found = set(read_ids(reads[-1]["parts"]))
             manifest["gone_ids"] = [i for i in wanted if i not in found]
+            if manifest["gone_ids"]:
+                self.log.warning("%d of the %d %s asked for are not in Zuora under the family's filters: %s",
+                                 len(manifest["gone_ids"]), len(wanted), obj.name,
+                                 ", ".join(manifest["gone_ids"][:20]))  # fmt: skip
         if self.retry_dead_letters and map_index <= 0:
             self._retry(obj, fields, directory, manifest)
         manifest.update(family=self.family, object=obj.name, staging_dir=run_staging, directory=str(directory),
