@@ -4,6 +4,8 @@ large replay under Required Actions (Airflow's human-in-the-loop), approved by c
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.ui.ui_support import (
@@ -22,6 +24,7 @@ from tests.ui.ui_support import (
 DAG_ID = "zuora_replay"
 FAMILY, OBJECT = "crm_invoices", "invoices"
 THRESHOLD_VARIABLE = "zuora_etl_replay_approval_threshold"
+SETTLED_S = 5  # how long the approve task must have been awaiting input before the test answers
 CHAIN = (f"{FAMILY}.invoices.extract", f"{FAMILY}.invoices.load", f"{FAMILY}.invoice_items.load")
 
 
@@ -100,13 +103,21 @@ def trigger_replay(api, ids):
 
 
 def wait_for_approval(airflow_ui, poll, run_id):
-    """Wait until the run's approve task awaits a human (Airflow 3's HITL state)."""
+    """Wait until the run's approve task awaits a human (Airflow 3's HITL state), and stays so:
+    Airflow 3.3.2 marks the task awaiting input before its worker has finished parking it, and an
+    answer in that instant can be overwritten by the parking (seen once under CI load: the run
+    then waits for its 24 h timeout). A human answers seconds later; so does this test."""
+    seen: list[float] = []
 
     def awaiting():
         ti = airflow_ui.api.get(f"dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/approve")
         if ti["state"] in ("failed", "upstream_failed", "skipped", "success"):
             pytest.fail(f"approve ended {ti['state']} without a response: {airflow_ui.task_states(DAG_ID, run_id)}")
-        return ti["state"] == "awaiting_input"
+        if ti["state"] != "awaiting_input":
+            seen.clear()
+            return False
+        seen.append(time.monotonic())
+        return seen[-1] - seen[0] >= SETTLED_S
 
     poll(awaiting, timeout=120, interval=1, what=f"{run_id}: approve awaiting input")
 
