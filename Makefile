@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: venv demo test lint format emulator bench ui
+.PHONY: venv demo test lint format emulator erp bench ui
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -33,6 +33,9 @@ format: venv
 
 emulator: venv  ## serve the emulated tenant on http://127.0.0.1:8780
 	$(BIN)/python -m include.zuora_emulator serve --port 8780 --scale small
+
+erp: venv  ## serve the reference ERP REST API on http://127.0.0.1:8790 (user erp, password erp-secret)
+	$(BIN)/python -m include.reference_erp serve --port 8790 --db .local/erp-api.db
 
 ui: venv  ## the Airflow UI on http://127.0.0.1:8080 (UI_PORT) with the emulator; prints the login; Ctrl-C stops
 	$(BIN)/python -m scripts.ui

@@ -4,12 +4,17 @@ Starts an emulated tenant, points Airflow's connections at it and at SQLite file
 `.local/data/`, runs every sync DAG once with `dag.test()`, then prints what each loaded, where,
 and whether the target now holds exactly Zuora's records under the family's filters.
 
-    .venv/bin/python -m scripts.demo [--scale small|medium|large] [--seed 42]
+With `--erp-api` (or `DEMO_ERP=api`), the ERP families deliver to the reference ERP REST API
+(include/reference_erp, its documents in `.local/data/erp-api.db`) instead of SQLite, as they would
+to NetSuite or SAP: invoices and memos with their lines nested, accepted documents flagged.
+
+    .venv/bin/python -m scripts.demo [--scale small|medium|large] [--seed 42] [--erp-api]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import subprocess
@@ -43,6 +48,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", default=os.environ.get("DEMO_SCALE", "small"))
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--erp-api", action="store_true", default=os.environ.get("DEMO_ERP") == "api",
+                        help="deliver the ERP families to the reference ERP REST API instead of SQLite")  # fmt: skip
     args = parser.parse_args()
     _airflow_home()
 
@@ -52,8 +59,9 @@ def main() -> int:
     data = LOCAL / "data"
     shutil.rmtree(data, ignore_errors=True)  # a full sync: fresh targets, state and watermarks
     print(f"Generating the {args.scale} emulated tenant (seed {args.seed}) ...", flush=True)
-    with Emulator(scale=args.scale, seed=args.seed) as emu:
+    with Emulator(scale=args.scale, seed=args.seed) as emu, contextlib.ExitStack() as stack:
         apply(local_connections(emu.base_url, data))
+        erp = stack.enter_context(reference_erp(data)) if args.erp_api else None
         # The emulator is consistent the moment it answers; Zuora's read side may lag its writes,
         # which is what the settle lag (default 120 s) is for. Without it, documents the ERP runs
         # flag below are visible to the CRM runs that follow.
@@ -84,13 +92,30 @@ def main() -> int:
             seconds = time.monotonic() - started
             print(f"  {family.dag_id:<26} {state:<8} {seconds:6.1f}s", flush=True)
             results.append((family, run.run_id, state))
-        return report(emu, results)
+        return report(emu, results, erp)
 
 
-def report(emu, results) -> int:
+@contextlib.contextmanager
+def reference_erp(data: Path):
+    """The reference ERP API on a free port, as connection `zuora_erp_sink` (type http)."""
+    import json
+
+    from include.reference_erp import ReferenceErp
+
+    with ReferenceErp(db_path=data / "erp-api.db") as erp:
+        # A local API answers in a millisecond: 200 calls a second keeps the demo short. A real
+        # ERP's connection states its own limits (rate_per_second, daily_call_budget).
+        conn = {"conn_type": "http", "host": erp.url, "login": "erp", "password": "erp-secret",
+                "extra": {"rate_per_second": 200}}  # fmt: skip
+        os.environ["AIRFLOW_CONN_ZUORA_ERP_SINK"] = json.dumps(conn)
+        print(f"Reference ERP API at {erp.url}; documents in {(data / 'erp-api.db').relative_to(ROOT)}", flush=True)
+        yield erp
+
+
+def report(emu, results, erp=None) -> int:
     from zuora_etl.state import StateStore
 
-    from scripts.verify import compare_family
+    from scripts.verify import compare_api, compare_family
 
     state = StateStore()
     ok = True
@@ -99,14 +124,16 @@ def report(emu, results) -> int:
     print("\n" + header + "\n" + "-" * len(header))
     for family, run_id, run_state in results:
         runs = {r["object"]: r for r in state.runs(family.family) if r["run_id"] == run_id}
-        for c in compare_family(emu, family):
+        delivered_by_api = erp is not None and family.target == "erp"
+        for c in compare_api(emu, family, erp.documents) if delivered_by_api else compare_family(emu, family):
             equal = c.equal and run_state == "success"
             ok &= equal
             print(f"{family.dag_id:<26} {c.object:<24} {c.table:<38} {c.zuora:>9} {c.target:>9} "
                   f"{runs.get(c.object, {}).get('api_calls', 0):>9}  {'yes' if equal else 'NO'}")  # fmt: skip
             if not c.equal:
                 print(f"    {len(c.missing)} missing, {len(c.extra)} extra, {len(c.differing)} differing")
-    print("\nTargets: .local/data/crm.db (CRM) and erp.db (ERP); runs, ledger and dead letters in state.db.")
+    erp_target = "the reference ERP API (erp-api.db)" if erp else "erp.db (ERP)"
+    print(f"\nTargets: .local/data/crm.db (CRM) and {erp_target}; runs, ledger and dead letters in state.db.")
     print("Every family loaded; every target row equals Zuora's record." if ok else "Targets differ from Zuora.")
     return 0 if ok else 1
 

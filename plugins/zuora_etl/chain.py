@@ -3,8 +3,11 @@
     extract (mapped over slices) -> transform -> load [-> mark -> readback: extract -> transform -> load]
 
 What the chain reads comes from its source: the plan's windows for this object (one mapped extract
-per slice), the ids the plan lists for it (a replay), and/or the records its parent chain read. Call
-it inside the object's TaskGroup; it returns the steps' outputs for `advance` and `summarize`.
+per slice), the ids the plan lists for it (a replay), and/or the records its parent chain read (those
+in the parent's scope). A child's transform also feeds its parent's load, which waits for it: a
+target that nests children in their parents' documents (an ERP's invoice with its lines) composes
+them there. Call it inside the object's TaskGroup; it returns the steps' outputs for `advance` and
+`summarize`.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 
 from airflow.sdk import TaskGroup
 
+from .conditions import fields
 from .families import Family, FamilyObject
 from .manifests import ObjectResults
 from .mapping import cached_mapping
@@ -44,6 +48,7 @@ class ObjectChain:
     mark: Any = None
     readback: Any = None
     last: Any = None  # the operator everything after the chain waits for
+    load_op: Any = None  # the load operator (its children are wired in by the child chains)
 
     def results(self) -> ObjectResults:
         """The chain's outputs, for `summarize` (a step that did not run resolves to None)."""
@@ -66,8 +71,9 @@ def object_chain(
     without it the extract reads what the plan lists for the object (its windows or ids) and, with
     a `parent`, the records whose `parent.key` names one the parent read."""
     mark_fields = [TRANSFERRED_FIELD] if o.mark_transferred else []
+    scope_fields = fields(o.conditions)
     common = {"family": family.family, "zuora_object": o.name, "mapping": o.mapping_name, "filters": o.filters,
-              "extra_fields": mark_fields, "pool": API_POOL}  # fmt: skip
+              "extra_fields": [*mark_fields, *scope_fields], "pool": API_POOL}  # fmt: skip
     if slices is not None:
         extract = ZuoraObjectQueryOperator.partial(
             task_id="extract", plan=plan, retry_dead_letters=retry_dead_letters, **common
@@ -76,13 +82,19 @@ def object_chain(
         extract = ZuoraObjectQueryOperator(
             task_id="extract", plan=plan, retry_dead_letters=retry_dead_letters, **common,
             parent=parent.chain.extract if parent else None, parent_key=parent.key if parent else None,
+            parent_conditions=family.get(parent.chain.name).deliver_if if parent else (),
         )  # fmt: skip
-    transformed, loaded = _transform_and_load(family, o, plan, extract.output, parent)
-    chain = ObjectChain(o.name, extract.output, transformed.output, loaded.output, last=loaded)
+    transformed, loaded = _transform_and_load(family, o, plan, extract.output, parent, flag=o.mark_transferred)
+    chain = ObjectChain(o.name, extract.output, transformed.output, loaded.output, last=loaded, load_op=loaded)
+    if parent:  # the parent's load may nest these records in its documents: it waits for them
+        parent.chain.load_op.children[o.name] = transformed.output
+        parent.chain.load_op.child_keys[o.name] = parent.key
+        transformed >> parent.chain.load_op
     if o.mark_transferred:
         mark = ZuoraMarkTransferredOperator(
-            task_id="mark", family=family.family, zuora_object=o.name, manifest=loaded.output, plan=plan, pool=API_POOL
-        )
+            task_id="mark", family=family.family, zuora_object=o.name, manifest=loaded.output, plan=plan,
+            sink_conn_id=family.sink, pool=API_POOL,
+        )  # fmt: skip
         with TaskGroup(group_id="readback", tooltip="read the flagged documents again and load the flag"):
             again = ZuoraObjectQueryOperator(
                 task_id="extract", parent=mark.output, parent_key="id", subdir="readback", **common
@@ -93,17 +105,21 @@ def object_chain(
 
 
 def _transform_and_load(
-    family: Family, o: FamilyObject, plan: Any, extracted: Any, parent: Parent | None
+    family: Family, o: FamilyObject, plan: Any, extracted: Any, parent: Parent | None, flag: bool = False
 ) -> tuple[ZuoraTransformOperator, ZuoraSinkOperator]:
+    """The transform and load of `o`; `flag`: the load stages what the mark step flags."""
+    carry = list(dict.fromkeys([*([parent.key] if parent else []), *fields(o.conditions),
+                                *([TRANSFERRED_FIELD] if o.mark_transferred else [])]))  # fmt: skip
     transformed = ZuoraTransformOperator(
         task_id="transform", zuora_object=o.name, manifest=extracted, mapping=o.mapping_name,
-        carry=(parent.key,) if parent else (), systemic_reject_ratio=family.systemic_reject_ratio,
+        carry=carry, systemic_reject_ratio=family.systemic_reject_ratio,
         systemic_reject_min_rows=family.systemic_reject_min_rows,
     )  # fmt: skip
     loaded = ZuoraSinkOperator(
         task_id="load", family=family.family, zuora_object=o.name, manifest=transformed.output, plan=plan,
         sink_conn_id=family.sink, mapping=o.mapping_name, scope=family.scope(o.name),
         parent_result=parent.chain.load if parent else None, parent_key=parent.key if parent else None,
+        deliver_if=o.deliver_if, flag_field=TRANSFERRED_FIELD if flag else None,
     )  # fmt: skip
     return transformed, loaded
 

@@ -33,8 +33,11 @@ START_DATE = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 def _doc(family: Family) -> str:
+    def codes(values: list[str]) -> str:
+        return ", ".join(f"`{v}`" for v in values) or "-"
+
     rows = "\n".join(
-        f"| `{o.name}` | {', '.join(f'`{f}`' for f in o.filters) or '-'} | "
+        f"| `{o.name}` | {codes(o.filters)} | {codes(o.deliver_if)} | "
         f"{f'by `{o.parent.key}` of the {o.parent.object} read' if o.parent else 'updatedDate window'} | "
         f"`{cached_mapping(o.mapping_name).table}` | {'yes' if o.mark_transferred else ''} |"
         for o in family.objects
@@ -43,10 +46,12 @@ def _doc(family: Family) -> str:
 
 {family.description}
 
-Sink connection `{family.sink}`, Zuora connection `zuora_default`, state in `{STATE_CONN_ID}`.
+Sink connection `{family.sink}` (SQL, or a REST API when of type `http`), Zuora connection
+`zuora_default`, state in `{STATE_CONN_ID}`. A record outside "delivers if" is skipped, or canceled
+in the target when the family delivered it before.
 
-| object | filters | read by | table | flag transferred |
-| --- | --- | --- | --- | --- |
+| object | filters (at the source) | delivers if | read by | table | flag transferred |
+| --- | --- | --- | --- | --- | --- |
 {rows}
 
 **Params**: `start` / `end` (ISO date or datetime) read that range and leave the watermarks alone;

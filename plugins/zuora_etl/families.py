@@ -11,6 +11,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .catalog import OBJECTS, get_object
+from .conditions import Condition, parse_all
 from .settings import (
     DEFAULT_OVERLAP_S,
     DEFAULT_SETTLE_S,
@@ -39,6 +40,9 @@ class FamilyObject(BaseModel):
     mapping: str | None = None  # include/mappings/<mapping>.yaml; default: the object's name
     parent: ParentLink | None = None
     mark_transferred: bool = False
+    # Which records the family delivers, decided per record after reading (conditions.py): those
+    # failing it are skipped, or, when the family delivered them before, sent as a cancel.
+    deliver_if: list[str] = Field(default_factory=list)
 
     @field_validator("name")
     @classmethod
@@ -55,6 +59,29 @@ class FamilyObject(BaseModel):
             if " " in f.split(":", 1)[1] and f.split(".", 1)[0].lower().endswith("date"):
                 raise ValueError(f"filter {f!r}: write datetimes with 'T', never a space")
         return v
+
+    @field_validator("deliver_if")
+    @classmethod
+    def _conditions(cls, v: list[str]) -> list[str]:
+        parse_all(v)
+        return v
+
+    @model_validator(mode="after")
+    def _condition_fields(self) -> FamilyObject:
+        spec = OBJECTS[self.name]
+        for c in self.conditions:
+            if c.field not in spec.fields:
+                raise ValueError(f"{self.name}: deliver_if {c.field}.{c.op}:{c.value}: {c.field} is not a field")
+        return self
+
+    @property
+    def conditions(self) -> list[Condition]:
+        return parse_all(self.deliver_if)
+
+    @property
+    def selection(self) -> list[str]:
+        """Every condition a record the family delivers meets: the source filters and `deliver_if`."""
+        return [*self.filters, *self.deliver_if]
 
     @property
     def mapping_name(self) -> str:
@@ -104,7 +131,8 @@ class Family(BaseModel):
         """Which records of `name` this family loads, in words: two families may share a target
         table only when they load the same records."""
         o = self.get(name)
-        text = f"{o.name} where {' and '.join(sorted(o.filters))}" if o.filters else f"every {o.name}"
+        rules = sorted({*o.filters, *o.deliver_if})
+        text = f"{o.name} where {' and '.join(rules)}" if rules else f"every {o.name}"
         return f"{text} of {self.scope(o.parent.object)}" if o.parent else text
 
     def get(self, name: str) -> FamilyObject:

@@ -88,6 +88,9 @@ class LoadResult(TransformResult):
     held: int
     resolved: int
     failed_ids: list[str]  # records that did not land: never flagged, children held back
+    canceled: int  # delivered before, now outside the family's scope: canceled in the target
+    skipped: int  # outside the family's scope and never delivered: nothing sent
+    accepted_parts: list[str]  # staged ids the target accepted whose transferred flag is not set yet
     differences: list[FieldDifference]  # a dry run's sample of field-level changes
     load_seconds: float
 
@@ -138,6 +141,9 @@ class RunRow(TypedDict):
     rows_quarantined: int
     rows_rejected: int
     rows_marked: int
+    rows_held: int  # held back with a parent or a nested child that did not land
+    rows_canceled: int  # canceled in the target: delivered before, now outside the family's scope
+    rows_skipped: int  # outside the family's scope, never delivered: nothing sent
     rows_inserted: int | None  # a dry run: how many of rows_loaded would be new rows
     api_calls: int
     watermark_before: str | None

@@ -5,24 +5,29 @@ Each step reads and writes staging and returns a small manifest (a dict fit for 
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import pandas as pd
 from airflow.sdk import ObjectStoragePath
 
 from .catalog import ZuoraObject
-from .hooks.zuora import ZuoraApiError, ZuoraHook
+from .conditions import Condition, passing
+from .decisions import decide
+from .hooks.zuora import ACTION_BATCH, ZuoraApiError, ZuoraHook
 from .manifests import ExtractResult, HeldParents, LoadResult, TransformResult
 from .mapping import CARRY_PREFIX, Mapping, apply_mapping
 from .settings import DRY_RUN_SAMPLES
 from .sinks import Sink
+from .sinks.base import ACTION_COLUMN, LAST_DIGEST_COLUMN
 from .staging import PartWriter, read_frame, read_frames, write_frame
-from .state import PENDING, StateStore
+from .state import CANCELED, PENDING, StateStore
 from .windows import Window, parse_instant
 
 log = logging.getLogger(__name__)
@@ -174,10 +179,13 @@ def extract_ids(
             "api_calls": hook.api_calls}  # fmt: skip
 
 
-def read_ids(parts: Sequence[str], column: str = "id") -> list[str]:
+def read_ids(parts: Sequence[str], column: str = "id", conditions: Sequence[Condition] = ()) -> list[str]:
+    """The ids of staged parts; with `conditions`, of the records passing them only."""
     ids: list[str] = []
     for part in parts:
         frame = read_frame(part)
+        if conditions:
+            frame = frame[passing(frame, conditions)]
         ids.extend(v for v in frame[column].tolist() if v)
     return ids
 
@@ -245,6 +253,18 @@ def settle_pending(
     return len(committed)
 
 
+@dataclass
+class Delivery:
+    """What the load of one object needs beyond its rows: the family's scope conditions, the raw
+    field carrying Zuora's transferred flag (objects the mark step flags), and the children a
+    target nests in these records' documents (object -> (their transform result, their field
+    naming this object))."""
+
+    conditions: Sequence[Condition] = ()
+    flag_field: str | None = None
+    children: dict[str, tuple[TransformResult | None, str]] = field(default_factory=dict)
+
+
 def load(
     sink: Sink,
     mapping: Mapping,
@@ -256,19 +276,26 @@ def load(
     force: bool = False,
     held_parents: HeldParents | None = None,
     alive: Callable[[str], bool] = lambda _: False,
+    delivery: Delivery | None = None,
 ) -> LoadResult:
-    """Upsert the transformed parts; ledger every record; dead-letter what did not land.
+    """Decide each record's action (decisions.py), deliver it; ledger every record; dead-letter
+    what did not land.
 
     Records whose parent did not land (`held_parents`: the parent's failed ids and the carried
-    field naming the parent) are held back with it. Open dead letters of records that land now are
-    resolved, and so are those Zuora no longer has (`gone_ids` of the extraction)."""
+    field naming the parent) are held back with it, and so are records whose nested children were
+    quarantined (a document never travels incomplete). Open dead letters of records that land now
+    are resolved, and so are those Zuora no longer has (`gone_ids` of the extraction) or that left
+    the family's scope. The ids the target accepted in the family's scope whose transferred flag is
+    not set are staged (`accepted_parts`) for the mark step."""
     started = time.monotonic()
-    obj = mapping.object
+    obj, delivery = mapping.object, delivery or Delivery()
     sink.prepare(mapping)
     settle_pending(sink, mapping, state, family, alive)
     open_letters = set(state.open_dead_letter_ids(family, obj))
-    loaded = unchanged = rejected = held = resolved = 0
+    children, incomplete = ({}, {}) if sink.nested(mapping) else _children(delivery)
+    counts: Counter[str] = Counter()
     failed_ids: list[str] = []
+    accepted: list[str] = []
     for frame in read_frames(manifest.get("quarantine_parts", [])):
         items = [(None if r != r else r, reason, payload) for r, reason, payload in
                  frame[["record_id", "reason", "payload"]].itertuples(index=False)]  # fmt: skip
@@ -276,107 +303,266 @@ def load(
         state.record_outcomes(run_id, family, obj, "quarantined", [(r, None) for r, _, _ in items])
         failed_ids += [r for r, _, _ in items if r]
     for frame in read_frames(manifest["parts"]):
-        if held_parents and held_parents["ids"]:
-            parent_ids = frame[CARRY_PREFIX + held_parents["key"]]
-            waiting = frame[parent_ids.isin(set(held_parents["ids"]))]
-            if len(waiting):
-                frame = frame.drop(waiting.index)
-                _hold(state, run_id, family, obj, mapping, waiting, held_parents)
-                failed_ids += list(waiting[mapping.key])
-                held += len(waiting)
+        frame = _hold_back(state, run_id, family, mapping, frame, held_parents, incomplete, counts, failed_ids)
+        if _decides(sink, mapping, delivery):
+            frame = _decide(state, run_id, family, mapping, frame, delivery, counts, open_letters)
         updated = dict(zip(frame[mapping.key], frame["updated_date"], strict=True))
         # Written ahead: a worker that dies after the target commits leaves these pending rows
         # behind, and the next load settles them against the target.
         state.record_outcomes(run_id, family, obj, PENDING, updated.items())
-        outcome = sink.upsert(mapping, frame, force=force)
-        state.settle(run_id, family, obj, {"unchanged": outcome.unchanged,
-                                           "rejected": [k for k, _ in outcome.rejected]}, rest="loaded")  # fmt: skip
+        outcome = sink.upsert(mapping, frame, force=force, children=children)
+        rejected_ids = [k for k, _ in outcome.rejected]
+        settled = {"unchanged": outcome.unchanged, "rejected": rejected_ids, CANCELED: outcome.canceled}
+        state.settle(run_id, family, obj, settled, rest="loaded", digests=outcome.digests)
         if outcome.rejected:
-            raw = frame.set_index(mapping.key)[[c for c in frame.columns if not c.startswith(CARRY_PREFIX)]]
-            state.dead_letter(run_id, family, obj, "load", [
-                (k, reason, raw.loc[k].to_json(date_format="iso", force_ascii=False)) for k, reason in outcome.rejected
-            ])  # fmt: skip
-            failed_ids += [k for k, _ in outcome.rejected]
+            columns = [c for c in frame.columns if c != mapping.key and not c.startswith(CARRY_PREFIX)]
+            raw = frame.set_index(mapping.key)[columns]
+            letters = [
+                (k, why, raw.loc[k].to_json(date_format="iso", force_ascii=False)) for k, why in outcome.rejected
+            ]
+            state.dead_letter(run_id, family, obj, "load", letters)
+            failed_ids += rejected_ids
         if open_letters:
-            landed = [k for k in (*outcome.written, *outcome.unchanged) if k in open_letters]
-            resolved += state.resolve_dead_letters(family, obj, landed, "loaded")
-        loaded += len(outcome.written)
-        unchanged += len(outcome.unchanged)
-        rejected += len(outcome.rejected)
+            landed = [k for k in (*outcome.written, *outcome.unchanged, *outcome.canceled) if k in open_letters]
+            counts["resolved"] += state.resolve_dead_letters(family, obj, landed, "loaded")
+        accepted += _to_flag(frame, mapping, delivery, {*outcome.written, *outcome.unchanged})
+        counts.update(
+            loaded=len(outcome.written),
+            unchanged=len(outcome.unchanged),
+            rejected=len(outcome.rejected),
+            canceled=len(outcome.canceled),
+        )
     gone = [i for i in manifest.get("gone_ids", []) if i in open_letters]
-    resolved += state.resolve_dead_letters(family, obj, gone, "gone") if gone else 0
-    if rejected:
-        log.warning("%s: %d records refused by the target (see zuora_etl_dead_letters)", obj, rejected)
-    if held:
-        log.warning("%s: %d records held back with their %s that did not land", obj, held, held_parents["object"])
-    if resolved:
-        log.info("%s: %d dead letters resolved (%d gone from Zuora)", obj, resolved, len(gone))
-    return {**manifest, "dry_run": False, "loaded": loaded, "inserted": 0, "updated": 0, "unchanged": unchanged,
-            "rejected": rejected, "held": held, "resolved": resolved, "failed_ids": failed_ids, "differences": [],
-            "load_seconds": round(time.monotonic() - started, 3)}  # fmt: skip
+    counts["resolved"] += state.resolve_dead_letters(family, obj, gone, "gone") if gone else 0
+    _log_load(obj, counts, held_parents, len(gone))
+    accepted_parts = stage_ids(ObjectStoragePath(manifest["directory"]), "accepted-ids", accepted)
+    return _load_result(manifest, counts, failed_ids, accepted_parts, time.monotonic() - started)
 
 
-def preview(sink: Sink, mapping: Mapping, manifest: TransformResult, *, force: bool = False) -> LoadResult:
+def _load_result(
+    manifest: TransformResult,
+    counts: Counter[str],
+    failed_ids: list[str],
+    accepted_parts: list[str],
+    seconds: float,
+    dry_run: bool = False,
+    differences: list | None = None,
+) -> LoadResult:
+    names = ("inserted", "updated", "unchanged", "rejected", "held", "canceled", "skipped", "resolved")
+    out = {**manifest, **{n: counts[n] for n in names}, "dry_run": dry_run, "failed_ids": failed_ids}
+    loaded = counts["inserted"] + counts["updated"] if dry_run else counts["loaded"]
+    out.update(loaded=loaded, accepted_parts=accepted_parts, differences=differences or [])
+    out["load_seconds"] = round(seconds, 3)
+    return out  # type: ignore[return-value]
+
+
+def _decides(sink: Sink, mapping: Mapping, delivery: Delivery) -> bool:
+    """Whether each record's action is decided from the ledger: the family has a scope, or the
+    target is an API (which cannot be asked what it holds) and this object travels on its own."""
+    return bool(delivery.conditions) or (sink.needs_history and not sink.nested(mapping))
+
+
+def _log_load(obj: str, counts: Counter[str], held_parents: HeldParents | None, gone: int) -> None:
+    if counts["rejected"]:
+        log.warning("%s: %d records refused by the target (see zuora_etl_dead_letters)", obj, counts["rejected"])
+    if counts["held"]:
+        parent = held_parents["object"] if held_parents else "parents or children"
+        log.warning("%s: %d records held back with their %s that did not land", obj, counts["held"], parent)
+    if counts["skipped"] or counts["canceled"]:
+        log.info(
+            "%s: %d records outside the family's scope skipped, %d canceled in the target",
+            obj,
+            counts["skipped"],
+            counts["canceled"],
+        )
+    if counts["resolved"]:
+        log.info("%s: %d dead letters resolved (%d gone from Zuora)", obj, counts["resolved"], gone)
+
+
+def _hold_back(
+    state: StateStore,
+    run_id: str,
+    family: str,
+    mapping: Mapping,
+    frame: pd.DataFrame,
+    held_parents: HeldParents | None,
+    incomplete: dict[str, str],
+    counts: Counter[str],
+    failed_ids: list[str],
+) -> pd.DataFrame:
+    """The part without the records held back: those whose parent did not land, and those a
+    nested child of which was quarantined (`incomplete`: id -> why)."""
+    waiting = frame.iloc[0:0]
+    reasons: list[str] = []
+    if held_parents and held_parents["ids"]:
+        parent, key = held_parents["object"], held_parents["key"]
+        waiting = frame[frame[CARRY_PREFIX + key].isin(set(held_parents["ids"]))]
+        reasons = [f"held back: its {parent} {pid} did not land ({key})" for pid in waiting[CARRY_PREFIX + key]]
+    if incomplete:
+        more = frame[frame[mapping.key].isin(set(incomplete)) & ~frame.index.isin(waiting.index)]
+        waiting = pd.concat([waiting, more])
+        reasons += [incomplete[k] for k in more[mapping.key]]
+    if len(waiting):
+        _hold(state, run_id, family, mapping, waiting, reasons)
+        failed_ids += list(waiting[mapping.key])
+        counts["held"] += len(waiting)
+        frame = frame.drop(waiting.index)
+    return frame
+
+
+def _decisions(state: StateStore, family: str, mapping: Mapping, frame: pd.DataFrame, delivery: Delivery):
+    """The part's rows with each one's action (None: skip) and last digest (decisions.py)."""
+    ids = frame[mapping.key].tolist()
+    in_scope = passing(frame, delivery.conditions, CARRY_PREFIX).tolist()
+    decided = decide(ids, in_scope, state.deliveries(family, mapping.object, ids))
+    return frame.assign(**{ACTION_COLUMN: [a for a, _ in decided], LAST_DIGEST_COLUMN: [d for _, d in decided]})
+
+
+def _decide(
+    state: StateStore,
+    run_id: str,
+    family: str,
+    mapping: Mapping,
+    frame: pd.DataFrame,
+    delivery: Delivery,
+    counts: Counter[str],
+    open_letters: set[str],
+) -> pd.DataFrame:
+    """The rows to deliver, with their actions; rows that never concerned the target are ledgered
+    `skipped` and left out (their open dead letters resolved `skipped`)."""
+    obj, frame = mapping.object, _decisions(state, family, mapping, frame, delivery)
+    skipped = frame[frame[ACTION_COLUMN].isna()]
+    if len(skipped):
+        versions = zip(skipped[mapping.key], skipped["updated_date"], strict=True)
+        state.record_outcomes(run_id, family, obj, "skipped", versions)
+        out_of_scope = [k for k in skipped[mapping.key] if k in open_letters]
+        counts["resolved"] += state.resolve_dead_letters(family, obj, out_of_scope, "skipped") if out_of_scope else 0
+        counts["skipped"] += len(skipped)
+    return frame[frame[ACTION_COLUMN].notna()]
+
+
+def _to_flag(frame: pd.DataFrame, mapping: Mapping, delivery: Delivery, landed: set[str]) -> list[str]:
+    """Of the rows the target accepted (written, or holding them already), those in the family's
+    scope whose transferred flag Zuora does not show yet: never a cancel, never a refusal."""
+    if not delivery.flag_field:
+        return []
+    flags = frame.get(CARRY_PREFIX + delivery.flag_field, pd.Series(None, index=frame.index))
+    actions = frame.get(ACTION_COLUMN, pd.Series("update", index=frame.index))
+    keep = frame[mapping.key].isin(landed) & (actions != "cancel") & (flags.astype(object) != "Yes")
+    return frame.loc[keep, mapping.key].tolist()
+
+
+def _children(delivery: Delivery) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+    """The nested children's mapped rows (object -> one frame, parent id carried), and the parents
+    a quarantined child makes incomplete (parent id -> why)."""
+    frames: dict[str, pd.DataFrame] = {}
+    incomplete: dict[str, str] = {}
+    for name, (result, key) in delivery.children.items():
+        if result is None:
+            continue
+        parts = list(read_frames(result.get("parts", [])))
+        frames[name] = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+        for frame in read_frames(result.get("quarantine_parts", [])):
+            for rid, payload in frame[["record_id", "payload"]].itertuples(index=False):
+                parent = json.loads(payload).get(key) if isinstance(payload, str) else None
+                if parent:
+                    why = f"held back: its {name} {rid} was quarantined (a document never travels without its lines)"
+                    incomplete.setdefault(parent, why)
+    return frames, incomplete
+
+
+def _hold(state: StateStore, run_id: str, family: str, mapping: Mapping, rows, reasons: list[str]) -> None:
+    obj, keys = mapping.object, rows[mapping.key].tolist()
+    state.dead_letter(run_id, family, obj, "held", [(rid, why, None) for rid, why in zip(keys, reasons, strict=True)])
+    state.record_outcomes(run_id, family, obj, "held", zip(keys, rows["updated_date"], strict=True))
+
+
+def preview(
+    sink: Sink,
+    mapping: Mapping,
+    manifest: TransformResult,
+    state: StateStore,
+    family: str,
+    *,
+    force: bool = False,
+    delivery: Delivery | None = None,
+) -> LoadResult:
     """A dry run's load: what the target would gain, counted and sampled, writing nothing (no
-    table, no ledger, no dead letter)."""
+    table, no ledger, no dead letter, no request)."""
     started = time.monotonic()
-    inserted = updated = unchanged = 0
+    delivery = delivery or Delivery()
+    children = {} if sink.nested(mapping) else _children(delivery)[0]
+    counts: Counter[str] = Counter()
     differences: list = []
     for frame in read_frames(manifest["parts"]):
-        diff = sink.compare(mapping, frame, force=force)
-        inserted += len(diff.inserted)
-        updated += len(diff.updated)
-        unchanged += len(diff.unchanged)
+        if _decides(sink, mapping, delivery):
+            frame = _decisions(state, family, mapping, frame, delivery)
+            counts["skipped"] += int(frame[ACTION_COLUMN].isna().sum())
+            frame = frame[frame[ACTION_COLUMN].notna()]
+        diff = sink.compare(mapping, frame, force=force, children=children)
+        counts.update(inserted=len(diff.inserted), updated=len(diff.updated), unchanged=len(diff.unchanged))
         differences += diff.differences[: max(0, DRY_RUN_SAMPLES - len(differences))]
-    log.info("%s (dry run): %d would be inserted, %d updated, %d unchanged", mapping.object, inserted, updated,
-             unchanged)  # fmt: skip
-    return {**manifest, "dry_run": True, "loaded": inserted + updated, "inserted": inserted, "updated": updated,
-            "unchanged": unchanged, "rejected": 0, "held": 0, "resolved": 0, "failed_ids": [],
-            "differences": differences, "load_seconds": round(time.monotonic() - started, 3)}  # fmt: skip
-
-
-def _hold(
-    state: StateStore, run_id: str, family: str, obj: str, mapping: Mapping, rows, held_parents: HeldParents
-) -> None:
-    parent, key = held_parents["object"], held_parents["key"]
-    letters = [
-        (rid, f"held back: its {parent} {pid} did not land ({key})", None)
-        for rid, pid in zip(rows[mapping.key], rows[CARRY_PREFIX + key], strict=True)
-    ]
-    state.dead_letter(run_id, family, obj, "held", letters)
-    state.record_outcomes(run_id, family, obj, "held", zip(rows[mapping.key], rows["updated_date"], strict=True))
+    log.info(
+        "%s (dry run): %d would be inserted, %d updated, %d unchanged, %d skipped",
+        mapping.object,
+        counts["inserted"],
+        counts["updated"],
+        counts["unchanged"],
+        counts["skipped"],
+    )
+    return _load_result(manifest, counts, [], [], time.monotonic() - started, dry_run=True, differences=differences)
 
 
 def mark_transferred(
-    hook: ZuoraHook, obj: ZuoraObject, manifest: LoadResult
+    hook: ZuoraHook,
+    obj: ZuoraObject,
+    ids: Sequence[str],
+    on_flagged: Callable[[list[str]], None] = lambda _: None,
 ) -> tuple[list[str], list[tuple[str, str]]]:
-    """Flag the loaded documents `TransferredToAccounting=Yes` in Zuora; returns (marked, failures).
+    """Flag documents `TransferredToAccounting=Yes` in Zuora; returns (flagged, failures).
 
-    Documents already flagged are left alone, so a rerun does not mark twice; documents that did
-    not land (quarantined, refused) are never flagged."""
-    skip = set(manifest.get("failed_ids", []))
-    todo: list[str] = []
-    for frame in read_frames(manifest.get("raw_parts", [])):
-        flags = frame["transferredToAccounting"] if "transferredToAccounting" in frame else [None] * len(frame)
-        todo += [i for i, flag in zip(frame["id"], flags, strict=True) if i not in skip and flag != "Yes"]
-    todo = list(dict.fromkeys(todo))
+    `ids` are what the target accepted (the load's `accepted_parts`): never a refused, canceled or
+    skipped document, never an item. `on_flagged` hears each batch Zuora accepted at once, so that
+    a retried step skips them. Invoices, payments and refunds go 50 to a `POST /v1/action/update`;
+    memos one `PUT` each."""
+    todo = list(dict.fromkeys(ids))
     marked: list[str] = []
     failures: list[tuple[str, str]] = []
     if obj.action_type:
-        answers = hook.action_update(obj.action_type, [{"Id": i, "TransferredToAccounting": "Yes"} for i in todo])
-        for doc_id, answer in zip(todo, answers, strict=True):
-            if answer.get("Success"):
-                marked.append(doc_id)
-            else:
-                errors = answer.get("Errors") or [{}]
-                failures.append((doc_id, f"{errors[0].get('Code')}: {errors[0].get('Message')}"))
+        for start in range(0, len(todo), ACTION_BATCH):
+            batch = todo[start : start + ACTION_BATCH]
+            answers = hook.action_update(obj.action_type, [{"Id": i, "TransferredToAccounting": "Yes"} for i in batch])
+            done = []
+            for doc_id, answer in zip(batch, answers, strict=True):
+                if answer.get("Success"):
+                    done.append(doc_id)
+                else:
+                    errors = answer.get("Errors") or [{}]
+                    failures.append((doc_id, f"{errors[0].get('Code')}: {errors[0].get('Message')}"))
+            on_flagged(done)
+            marked += done
     elif obj.memo_path:
         for doc_id in todo:
             try:
                 hook.update_memo(obj.memo_path, doc_id, {"transferredToAccounting": "Yes"})
-                marked.append(doc_id)
             except ZuoraApiError as exc:
                 if exc.retryable:
                     raise
                 failures.append((doc_id, str(exc)))
+                continue
+            on_flagged([doc_id])
+            marked.append(doc_id)
     return marked, failures
+
+
+def flags_in_zuora(hook: ZuoraHook, obj: ZuoraObject, ids: Sequence[str]) -> dict[str, str | None]:
+    """Each document's transferred flag as Zuora shows it now: a retried mark step asks, so that a
+    batch flagged just before a crash is not flagged again."""
+    found: dict[str, str | None] = {}
+    unique = list(dict.fromkeys(ids))
+    for start in range(0, len(unique), IN_CHUNK):
+        chunk = ",".join(unique[start : start + IN_CHUNK])
+        params = [("fields[]", "id,transferredToAccounting"), ("filter[]", f"id.IN:[{chunk}]")]
+        for page in hook.paginate(obj.endpoint, params):
+            found.update((r["id"], r.get("transferredToAccounting")) for r in page)
+    return found

@@ -192,7 +192,7 @@ def probe_filters(family_object: FamilyObject, now: datetime) -> tuple[list[str]
     else:
         lo = now - PROBE_WINDOW
         base = [f"updatedDate.GE:{lo:%Y-%m-%dT%H:%M:%SZ}", f"updatedDate.LT:{now:%Y-%m-%dT%H:%M:%SZ}"]
-    return base, list(family_object.filters)
+    return base, list(family_object.selection)
 
 
 def probe(hook: ZuoraHook, endpoint: str, fields: Iterable[str], filters: Iterable[str]) -> None:

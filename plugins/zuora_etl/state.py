@@ -1,9 +1,13 @@
 """The `zuora_etl_state` database: runs, the sync ledger and dead letters.
 
 - `zuora_etl_runs`: one row per run and object (window, counts, API calls, duration, status).
-- `zuora_etl_ledger`: one row per record per run and its outcome (loaded, unchanged, quarantined,
-  rejected, held), so that anyone can answer "when did this invoice reach the ERP, and from which
-  run?". A load writes its rows as `pending` *before* it commits to the target and settles them
+- `zuora_etl_ledger`: one row per record per run and its outcome (loaded, unchanged, canceled,
+  skipped, quarantined, rejected, held, and `flagged` when the mark step set its transferred flag),
+  so that anyone can answer "when did this invoice reach the ERP, and from which run?". It is also
+  how a family decides whether a record it reads is new to the target (create), was delivered
+  before (update, or cancel when it left the family's scope), or never concerned it (skipped); an
+  HTTP target's rows carry the digest of the payload sent, so an unchanged document is not sent
+  again. A load writes its rows as `pending` *before* it commits to the target and settles them
   after, so a worker that dies between the two leaves `pending` rows that the next load settles
   against the target: every committed row has its ledger entry.
 - `zuora_etl_dead_letters`: every record that did not land, with the stage, the reason and the
@@ -52,6 +56,9 @@ runs = sa.Table(
     sa.Column("rows_quarantined", sa.Integer),
     sa.Column("rows_rejected", sa.Integer),
     sa.Column("rows_marked", sa.Integer),
+    sa.Column("rows_held", sa.Integer),
+    sa.Column("rows_canceled", sa.Integer),
+    sa.Column("rows_skipped", sa.Integer),
     sa.Column("rows_inserted", sa.Integer),  # a dry run: of rows_loaded, how many would be new
     sa.Column("api_calls", sa.Integer),
     sa.Column("seconds", sa.Float),
@@ -68,6 +75,7 @@ ledger = sa.Table(
     sa.Column("updated_date", sa.DateTime),
     sa.Column("outcome", sa.String(16), nullable=False),
     sa.Column("at", sa.DateTime, nullable=False),
+    sa.Column("digest", sa.String(64)),  # an HTTP target: sha256 of the payload delivered
     sa.Index("zuora_etl_ledger_record", "family", "object", "record_id"),
     sa.Index("zuora_etl_ledger_run", "run_id"),
     sa.Index("zuora_etl_ledger_outcome", "outcome", "family", "object"),  # pending rows, settled per part
@@ -109,9 +117,23 @@ backfill_ranges = sa.Table(
     sa.Column("hi", sa.DateTime, nullable=False),
 )
 
+# Calls made to each HTTP target per UTC day, against the connection's `daily_call_budget`: shared
+# by every task and worker, so the budget holds across runs and parallel families.
+call_budget = sa.Table(
+    "zuora_etl_call_budget",
+    metadata,
+    sa.Column("conn_id", sa.String(250), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("calls", sa.Integer, nullable=False),
+)
+
 LEDGER_CHUNK = 5_000  # rows per insert: large enough to be cheap, small enough for any driver
 IN_CHUNK = 900  # ids per IN (...) list: under SQLite's oldest bound-parameter limit of 999
 PENDING = "pending"
+# Outcomes that mean the target holds the record (a version of it): a later read of it is an update.
+DELIVERED = ("loaded", "unchanged")
+CANCELED = "canceled"
+FLAGGED = "flagged"
 
 
 def _now() -> datetime:
@@ -131,7 +153,7 @@ class StateStore:
     def __init__(self, conn_id: str = STATE_CONN_ID, engine: sa.Engine | None = None) -> None:
         self.engine = engine or engine_for(conn_id)
         create_tables(self.engine, *metadata.sorted_tables)
-        for table in (dead_letters, runs):  # state databases made before a column existed
+        for table in (dead_letters, runs, ledger):  # state databases made before a column existed
             add_missing_columns(self.engine, table)
 
     # ---------- ledger ----------
@@ -149,16 +171,78 @@ class StateStore:
                 conn.execute(ledger.insert(), chunk)
         return len(rows)
 
-    def settle(self, run_id: str, family: str, obj: str, outcomes: dict[str, list[str]], rest: str) -> None:
+    def settle(
+        self,
+        run_id: str,
+        family: str,
+        obj: str,
+        outcomes: dict[str, list[str]],
+        rest: str,
+        digests: dict[str, str] | None = None,
+    ) -> None:
         """Turn this run's `pending` rows of `obj` into their outcomes: the ids listed per outcome,
-        and every other pending row into `rest`."""
+        and every other pending row into `rest`; `digests` (an HTTP target) are stored first."""
         key = (ledger.c.run_id == run_id) & (ledger.c.family == family) & (ledger.c.object == obj)
         pending = key & (ledger.c.outcome == PENDING)
         with self.engine.begin() as conn:
+            if digests:
+                stmt = (
+                    ledger.update()
+                    .where(pending & (ledger.c.record_id == sa.bindparam("rid")))
+                    .values(digest=sa.bindparam("dg"))
+                )
+                conn.execute(stmt, [{"rid": rid, "dg": dg} for rid, dg in digests.items()])
             for outcome, ids in outcomes.items():
                 for chunk in _chunks(ids):
                     conn.execute(ledger.update().where(pending & ledger.c.record_id.in_(chunk)).values(outcome=outcome))
             conn.execute(ledger.update().where(pending).values(outcome=rest))
+
+    def deliveries(self, family: str, obj: str, ids: list[str]) -> dict[str, tuple[str, str | None]]:
+        """For each of `ids` the family ever delivered or canceled: (its last such outcome, the digest
+        of what was sent). Ids absent were never delivered."""
+        wanted = (*DELIVERED, CANCELED)
+        found: dict[str, tuple[str, str | None]] = {}
+        base = (ledger.c.family == family) & (ledger.c.object == obj) & ledger.c.outcome.in_(wanted)
+        with self.engine.connect() as conn:
+            for chunk in _chunks(list(dict.fromkeys(ids))):
+                query = (
+                    sa.select(ledger.c.record_id, ledger.c.outcome, ledger.c.digest)
+                    .where(base & ledger.c.record_id.in_(chunk))
+                    .order_by(ledger.c.seq)
+                )
+                for rid, outcome, digest in conn.execute(query):
+                    found[rid] = (outcome, digest)  # ordered by seq: the last one wins
+        return found
+
+    def flagged(self, run_id: str, family: str, obj: str) -> set[str]:
+        """Documents this run's mark step already flagged in Zuora (a retried mark skips them)."""
+        mine = (ledger.c.run_id == run_id) & (ledger.c.family == family) & (ledger.c.object == obj)
+        query = sa.select(ledger.c.record_id).where(mine & (ledger.c.outcome == FLAGGED))
+        with self.engine.connect() as conn:
+            return set(conn.execute(query).scalars())
+
+    # ---------- call budgets ----------
+    def take_calls(self, conn_id: str, n: int, limit: int, day: datetime | None = None) -> int | None:
+        """Take `n` calls of `conn_id`'s daily budget of `limit` (UTC day): the calls left after,
+        or None when that would pass the limit (nothing is taken)."""
+        today = (day or datetime.now(UTC)).date()
+        key = (call_budget.c.conn_id == conn_id) & (call_budget.c.day == today)
+        for _ in range(3):  # lose an insert race at most twice
+            with self.engine.begin() as conn:
+                room = key & (call_budget.c.calls + n <= limit)
+                took = conn.execute(call_budget.update().where(room).values(calls=call_budget.c.calls + n))
+                if took.rowcount:
+                    return limit - conn.execute(sa.select(call_budget.c.calls).where(key)).scalar_one()
+                if conn.execute(sa.select(call_budget.c.calls).where(key)).scalar() is not None:
+                    return None
+                if n > limit:
+                    return None
+                try:
+                    conn.execute(call_budget.insert().values(conn_id=conn_id, day=today, calls=n))
+                    return limit - n
+                except sa.exc.IntegrityError:
+                    pass
+        raise RuntimeError(f"could not take calls of {conn_id}'s daily budget: contended")
 
     def pending(
         self, family: str, obj: str, alive: Callable[[str], bool] = lambda _: False

@@ -52,7 +52,8 @@ def run_rows(
             "rows_extracted": ex.get("rows", 0), "rows_loaded": ld.get("loaded", 0),
             "rows_unchanged": ld.get("unchanged", 0), "rows_quarantined": tr.get("quarantined", 0),
             "rows_rejected": ld.get("rejected", 0), "rows_marked": mk.get("marked", 0),
-            "rows_inserted": ld.get("inserted") if ld.get("dry_run") else None,
+            "rows_held": ld.get("held", 0), "rows_canceled": ld.get("canceled", 0),
+            "rows_skipped": ld.get("skipped", 0), "rows_inserted": ld.get("inserted") if ld.get("dry_run") else None,
             "api_calls": ex.get("api_calls", 0) + rb.get("api_calls", 0),
             "watermark_before": before, "watermark_after": ((moved or {}).get(name) or {}).get("to", before),
             "seconds": round(ex.get("extract_seconds", 0) + tr.get("transform_seconds", 0)
@@ -82,15 +83,17 @@ def summarize(
     log.info("%s %s (%s):", dag_id, run_id, (plan or {}).get("mode", "unknown"))
     for r in rows:
         log.info(
-            "  %-24s extracted %7d loaded %7d unchanged %7d quarantined %5d refused %5d marked %6d api %5d %s",
-            r["object"], r["rows_extracted"], r["rows_loaded"], r["rows_unchanged"], r["rows_quarantined"],
-            r["rows_rejected"], r["rows_marked"], r["api_calls"], r["status"],
+            "  %-24s extracted %7d loaded %7d unchanged %7d canceled %5d skipped %6d quarantined %5d refused %5d "
+            "held %5d marked %6d api %5d %s",
+            r["object"], r["rows_extracted"], r["rows_loaded"], r["rows_unchanged"], r["rows_canceled"],
+            r["rows_skipped"], r["rows_quarantined"], r["rows_rejected"], r["rows_held"], r["rows_marked"],
+            r["api_calls"], r["status"],
         )  # fmt: skip
     _log_dry_run(results)
     failed = [r["object"] for r in rows if r["status"] == FAILED]
     if failed:
         raise AirflowFailException(f"{dag_id}: {', '.join(failed)} did not complete; staging kept for the rerun")
-    partial = [f"{r['object']} ({r['rows_quarantined'] + r['rows_rejected']} or held)" for r in rows
+    partial = [f"{r['object']} ({r['rows_quarantined'] + r['rows_rejected'] + r['rows_held']})" for r in rows
                if r["status"] == PARTIAL]  # fmt: skip
     if partial:
         # Not green: records were left behind. They wait in zuora_etl_dead_letters and every later

@@ -52,13 +52,13 @@ def mutate(emu: Emulator, family: Family) -> dict:
                                     else {o.parent.key: parent_id}] * 2})  # fmt: skip
             continue
         field, value = VISIBLE_CHANGE[o.name]
-        filters = [emu.store.parse_filter(EMULATED[endpoint], f) for f in o.filters]
+        filters = [emu.store.parse_filter(EMULATED[endpoint], f) for f in o.selection]
         matching = [r["id"] for r in emu.store.truth(endpoint, filters)]
         bulk = matching[:BULK]
         ops.append({"op": "update", "object": endpoint, "ids": bulk, "set": {}})
         ops.append({"op": "update", "object": endpoint, "ids": bulk[:5], "set": {field: value}})
         created = f"8a{'f' * 22}{len(ops):08x}"
         new_parent[o.name] = created
-        ops.append({"op": "create", "object": endpoint, "records": [{"id": created, **_filter_values(o.filters)}]})
+        ops.append({"op": "create", "object": endpoint, "records": [{"id": created, **_filter_values(o.selection)}]})
     results = emu.store.mutate(ops, at=second)
     return {"second": second, "results": results}

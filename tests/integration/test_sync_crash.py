@@ -19,7 +19,7 @@ def test_crash_in_the_middle_of_a_load_then_rerun(env, monkeypatch):
     real_upsert = SqlSink.upsert
     calls = {"n": 0}
 
-    def dying_upsert(self, mapping, frame, *, force=False):
+    def dying_upsert(self, mapping, frame, *, force=False, children=None):
         if mapping.table == "invoice_items":
             calls["n"] += 1
             if calls["n"] == 3:
@@ -54,7 +54,7 @@ def test_a_worker_dying_right_after_the_commit_still_leaves_every_row_ledgered(e
     real_upsert = SqlSink.upsert
     calls = {"n": 0}
 
-    def commit_then_die(self, mapping, frame, *, force=False):
+    def commit_then_die(self, mapping, frame, *, force=False, children=None):
         outcome = real_upsert(self, mapping, frame, force=force)
         if mapping.table == "invoice_items":
             calls["n"] += 1

@@ -18,10 +18,14 @@ CONTRACT = {
 def test_shipped_families_match_the_contract():
     families = {f.dag_id: f for f in load_families()}
     assert {d: [o.name for o in f.objects] for d, f in families.items()} == CONTRACT
-    assert families["zuora_erp_invoices"].get("invoices").filters == ["status.EQ:Posted"]
+    # ERP families read every record by updatedDate and decide per record (a delivered Posted
+    # invoice that is canceled must still be read), so their scope is deliver_if, not a filter.
+    assert families["zuora_erp_invoices"].get("invoices").selection == ["status.EQ:Posted"]
+    assert families["zuora_erp_invoices"].get("invoices").filters == []
     assert families["zuora_erp_invoices"].get("invoice_items").parent.object == "invoices"
-    assert families["zuora_erp_memos"].get("debit_memos").filters == ["status.EQ:Posted"]
-    assert {o.filters[0] for o in families["zuora_erp_payments"].objects} == {"status.EQ:Processed"}
+    assert families["zuora_erp_memos"].get("debit_memos").deliver_if == ["status.EQ:Posted"]
+    assert families["zuora_erp_memos"].get("credit_memo_items").parent.object == "credit_memos"
+    assert {o.deliver_if[0] for o in families["zuora_erp_payments"].objects} == {"status.EQ:Processed"}
     assert {f.sink for f in families.values()} == {"zuora_crm_sink", "zuora_erp_sink"}
 
 

@@ -189,3 +189,151 @@ def test_test_connection_reports_success_and_failure(hook, fresh_emulator, monke
     }))  # fmt: skip
     ok, message = ZuoraHook().test_connection()
     assert not ok and "401" in message
+
+
+# ---------- the HttpHook base: session from the connection, no Basic auth, extras not headers ----------
+
+
+class Recorder:
+    """A Zuora stand-in on loopback that records what it receives: a token for POST /oauth/token,
+    one page of one account for anything else."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.requests: list[dict] = []
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length).decode() if length else ""
+                recorder.requests.append({"method": self.command, "path": self.path, "headers": dict(self.headers),
+                                          "body": body})  # fmt: skip
+                if self.path.endswith("/oauth/token"):
+                    answer = {"access_token": "tok-1", "expires_in": 3599}
+                else:
+                    answer = {"data": [{"id": "a", "updatedDate": "2024-01-01T00:00:00+00:00"}]}
+                payload = json.dumps(answer).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_PUT = _handle
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def api_calls(self) -> list[dict]:
+        return [r for r in self.requests if not r["path"].endswith("/oauth/token")]
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def recorder():
+    r = Recorder()
+    yield r
+    r.close()
+
+
+def use(monkeypatch, conn_id: str = "zuora_default", **fields) -> ZuoraHook:
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({
+        "conn_type": "zuora", "login": "client-7", "password": "s3cr3t-client", **fields,
+    }))  # fmt: skip
+    return ZuoraHook(conn_id)
+
+
+def test_the_client_secret_goes_only_to_the_token_call_never_as_basic_auth(recorder, monkeypatch, tmp_path):
+    # A ~/.netrc entry for the host must not add Basic auth either (requests reads it with trust_env).
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login netrc-user password netrc-pass\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    h = use(monkeypatch, host=recorder.url)
+    assert list(h.paginate("accounts", ASC))
+    token, api = recorder.requests[0], recorder.api_calls()
+    assert token["path"] == "/oauth/token" and "Authorization" not in token["headers"]
+    assert "client_id=client-7" in token["body"] and "client_secret=s3cr3t-client" in token["body"]
+    assert api and all(r["headers"]["Authorization"] == "Bearer tok-1" for r in api)
+    assert not any("s3cr3t-client" in json.dumps(r["headers"]) or "netrc" in json.dumps(r["headers"]) for r in api)
+    assert not hasattr(h.get_conn().auth, "password")  # not HttpHook's HTTPBasicAuth
+
+
+def test_zuora_extras_are_settings_not_headers(recorder, monkeypatch):
+    extra = {"entity_id": "ent-9", "zuora_version": "2025-01-01", "page_size": 20, "max_attempts": 2,
+             "backoff_seconds": 0.01, "timezone": "UTC", "data_center": None, "X-Custom-Header": "yes"}  # fmt: skip
+    h = use(monkeypatch, host=recorder.url, extra=extra)
+    list(h.paginate("accounts", []))
+    assert (h.page_size, h.max_attempts, h.backoff_s) == (20, 2, 0.01)
+    for r in recorder.requests:
+        sent = {k.lower() for k in r["headers"]}
+        assert not sent & {"entity_id", "zuora_version", "page_size", "max_attempts", "backoff_seconds", "timezone",
+                           "data_center"}  # fmt: skip
+        assert r["headers"]["X-Custom-Header"] == "yes"
+    api = recorder.api_calls()[0]
+    assert api["headers"]["Zuora-Entity-Ids"] == "ent-9" and api["headers"]["Zuora-Version"] == "2025-01-01"
+    assert "pageSize=20" in api["path"]
+
+
+def test_proxies_and_tls_settings_come_from_the_connection(recorder, monkeypatch):
+    h = use(monkeypatch, host="http://zuora.invalid", extra={"proxies": {"http": recorder.url}, "verify": False,
+                                                             "trust_env": False, "max_attempts": 1})  # fmt: skip
+    session = h.get_conn()
+    assert session.proxies == {"http": recorder.url} and session.verify is False and session.trust_env is False
+    assert "proxies" not in session.headers and "verify" not in session.headers
+    assert list(h.paginate("accounts", ASC))
+    # Both the token and the API call went through the proxy, which received absolute URLs.
+    assert [r["path"].split("?")[0] for r in recorder.requests] == [
+        "http://zuora.invalid/oauth/token",
+        "http://zuora.invalid/object-query/accounts",
+    ]
+
+
+def test_one_pooled_keep_alive_session_per_hook(recorder, monkeypatch):
+    from requests_toolbelt.adapters.socket_options import TCPKeepAliveAdapter
+
+    h = use(monkeypatch, host=recorder.url)
+    session = h.get_conn()
+    assert h.get_conn() is session
+    for scheme in ("http://x", "https://x"):
+        adapter = session.get_adapter(scheme)
+        assert isinstance(adapter, TCPKeepAliveAdapter) and adapter._pool_maxsize == 16
+        assert adapter._pool_connections == 4
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"host": "http://127.0.0.1:8780"}, "http://127.0.0.1:8780"),
+        ({"host": "http://127.0.0.1", "port": 8780}, "http://127.0.0.1:8780"),
+        ({"host": "http://127.0.0.1:8780/", "port": 8780}, "http://127.0.0.1:8780"),
+        ({"host": "127.0.0.1", "schema": "http", "port": 8780}, "http://127.0.0.1:8780"),
+        ({"host": "rest.na.zuora.com"}, "https://rest.na.zuora.com"),  # Zuora is TLS only: https by default
+        ({"host": "rest.na.zuora.com", "schema": "HTTPS"}, "https://rest.na.zuora.com"),
+        ({"extra": {"data_center": "https://rest.eu.zuora.com"}}, "https://rest.eu.zuora.com"),
+    ],
+)
+def test_the_base_url_from_host_schema_port_or_data_center(monkeypatch, fields, expected):
+    h = use(monkeypatch, **fields)
+    h.get_conn()
+    assert h.base_url == expected
+
+
+def test_httphook_run_is_authenticated_too(recorder, monkeypatch):
+    h = use(monkeypatch, host=recorder.url)
+    response = h.run("/object-query/accounts")
+    assert response.json()["data"][0]["id"] == "a"
+    assert recorder.api_calls()[0]["headers"]["Authorization"] == "Bearer tok-1"

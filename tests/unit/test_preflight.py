@@ -175,7 +175,7 @@ def test_a_tenant_without_the_custom_fields(monkeypatch):
 def test_a_refused_filter_is_named(tiny, monkeypatch, tmp_path):
     use(monkeypatch, tiny)
     families = copy_config(tmp_path)
-    before = 'filters: ["status.EQ:Processed"]\n    mark_transferred: true\n  - name: refunds'
+    before = 'deliver_if: ["status.EQ:Processed"]\n    mark_transferred: true\n  - name: refunds'
     edit(
         families / "erp_payments.yaml",
         before,

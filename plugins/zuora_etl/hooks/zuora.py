@@ -6,6 +6,12 @@ max_attempts, backoff_seconds; a `timezone` key is accepted and unused, since Zu
 carry their offset; a `zuora` connection made in the UI may leave host empty and pick extra
 `data_center` instead, see provider.py), the OAuth token cache, retries and paging. Operators
 stay thin and call it.
+
+It is an `HttpHook` (apache-airflow-providers-http): the session is built from the connection the
+way the HTTP provider builds it, so extra `proxies`, `verify`, `cert`, `trust_env`, `stream`,
+`max_redirects`, `timeout` and `allow_redirects` work as for any `http` connection, and any other
+extra key is sent as an HTTP header, except Zuora's own keys above. The client id and secret are
+never sent as HTTP Basic auth: they go only to `/oauth/token`, as form fields.
 """
 
 from __future__ import annotations
@@ -17,12 +23,13 @@ import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from airflow.exceptions import AirflowException
-from airflow.sdk import BaseHook
-from requests.adapters import HTTPAdapter
+from airflow.providers.http.hooks.http import HttpHook
+from requests.auth import AuthBase
+from requests_toolbelt.adapters.socket_options import TCPKeepAliveAdapter
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from ..provider import DATA_CENTERS
@@ -43,6 +50,18 @@ MAX_BACKOFF_S = 60.0
 RETRYABLE_CODE_CLASSES = {50, 60, 61, 70, 99}
 MAX_PAGE_SIZE = 99  # Object Query refuses anything above
 ACTION_BATCH = 50  # POST /v1/action/update takes at most 50 objects per call
+# Keep-alive pool: a task's parallel slices each hold a hook, but one hook may serve a few threads
+# (a pool per host, up to 16 sockets kept open) without opening a new TLS connection per call.
+POOL_CONNECTIONS = 4
+POOL_MAXSIZE = 16
+# TCP keep-alive probes, HttpHook's own defaults: an idle pooled socket that a NAT or load balancer
+# dropped is noticed instead of hanging a call.
+TCP_KEEP_ALIVE = {"idle": 120, "count": 20, "interval": 30}
+# The connection extra keys that are Zuora settings, not HTTP headers (HttpHook sends every extra key
+# it does not know as a header).
+ZUORA_EXTRA_KEYS = frozenset(
+    {"entity_id", "zuora_version", "page_size", "max_attempts", "backoff_seconds", "timezone", "data_center"}
+)
 
 
 class ZuoraApiError(AirflowException):
@@ -108,11 +127,47 @@ def _wait(base: float):
     return wait
 
 
-class ZuoraHook(BaseHook):
+class _NoBasicAuth(AuthBase):
+    """Takes the place of the Basic auth HttpHook builds from login/password: Zuora's client id and
+    secret go only to `/oauth/token` as form fields. Being set, it also keeps requests from reading
+    credentials for the host out of a `~/.netrc` (trust_env)."""
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        return r
+
+
+class _Bearer(AuthBase):
+    """The OAuth token on one API call (request-level auth wins over the session's)."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        r.headers["Authorization"] = f"Bearer {self.token}"
+        return r
+
+
+class ZuoraHook(HttpHook):
     """Zuora's REST API through one Airflow connection (type `zuora`, or `http` with the same fields).
 
     The `zuora` connection type and its form are declared in `zuora_etl.provider` (Airflow 3.3 reads
     forms from provider info); `test_connection` backs the form's Test button by fetching a token.
+
+    Why an `HttpHook`: the session then takes proxies, TLS (verify, cert), trust_env, redirects, a
+    timeout and extra headers from the connection exactly as the HTTP provider does, with its TCP
+    keep-alive adapter. What is overridden, and why:
+
+    - `get_conn`: one pooled session per hook, built once by `HttpHook.get_conn` (with headers or
+      extra_options it builds a new one, as HttpHook does); adds `Accept`, `Zuora-Entity-Ids` and
+      `Zuora-Version`.
+    - `_set_base_url`: host may carry the scheme, or take it from the schema field (default `https`,
+      not HttpHook's `http`: Zuora is TLS only), plus a port; an empty host falls back to the extra
+      `data_center` (one of Zuora's URLs only). SRV lookup is not supported.
+    - `_configure_session_from_auth`: no Basic auth; login/password are kept for the token request.
+    - `_configure_session_from_extra`: reads Zuora's extra keys and keeps them out of the headers.
+    - `run_and_check`: adds the bearer token, so HttpHook's `run()` works too (without `request`'s
+      retries, refresh and error mapping: use `request`).
+    - `test_connection`: fetches a token instead of sending a bare request.
     """
 
     conn_name_attr = "zuora_conn_id"
@@ -121,10 +176,22 @@ class ZuoraHook(BaseHook):
     hook_name = "Zuora"
 
     def __init__(self, zuora_conn_id: str = default_conn_name, track_prefix: str = "zuora-etl") -> None:
-        super().__init__()
+        super().__init__(method="GET", http_conn_id=zuora_conn_id)
+        # HttpHook's keep-alive adapter, with a pool sized for a few threads sharing the hook.
+        self.keep_alive_adapter = TCPKeepAliveAdapter(
+            **TCP_KEEP_ALIVE, pool_connections=POOL_CONNECTIONS, pool_maxsize=POOL_MAXSIZE
+        )
         self.zuora_conn_id = zuora_conn_id
         self.track_prefix = track_prefix[:40]
         self._session: requests.Session | None = None
+        self._session_lock = threading.Lock()
+        self._session_extra: dict[str, Any] = {}
+        self.client_id: str | None = None
+        self._client_secret: str | None = None
+        self.page_size = MAX_PAGE_SIZE
+        self.max_attempts = DEFAULT_MAX_ATTEMPTS
+        self.backoff_s = DEFAULT_BACKOFF_S
+        self._zuora_headers: dict[str, str] = {}
         self._token: str | None = None
         self._token_expiry = 0.0
         self._token_lock = threading.Lock()
@@ -135,32 +202,77 @@ class ZuoraHook(BaseHook):
         self.last_headers: Any = {}  # the last answer's headers (RateLimit-*, Concurrency-Limit-*)
 
     # ---------- connection ----------
-    def get_conn(self) -> requests.Session:
-        if self._session is None:
-            conn = self.get_connection(self.zuora_conn_id)
-            host = _base_url(self.zuora_conn_id, conn.host, conn.extra_dejson.get("data_center"))
-            if not host.startswith(("http://", "https://")):
-                scheme = conn.schema if conn.schema in ("http", "https") else "https"
-                host = f"{scheme}://{host}"
-            if conn.port and host.count(":") < 2:
-                host = f"{host}:{conn.port}"
-            extra = conn.extra_dejson
-            self.base_url = host
-            self.client_id, self._client_secret = conn.login, conn.password
-            self.page_size = min(int(extra.get("page_size", MAX_PAGE_SIZE)), MAX_PAGE_SIZE)
-            self.max_attempts = int(extra.get("max_attempts", DEFAULT_MAX_ATTEMPTS))
-            self.backoff_s = float(extra.get("backoff_seconds", DEFAULT_BACKOFF_S))
-            session = requests.Session()
-            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=16)
-            session.mount("http://", adapter)
-            session.mount("https://", adapter)
-            session.headers["Accept"] = "application/json"
-            if extra.get("entity_id"):
-                session.headers["Zuora-Entity-Ids"] = str(extra["entity_id"])
-            if extra.get("zuora_version"):
-                session.headers["Zuora-Version"] = str(extra["zuora_version"])
-            self._session = session
-        return self._session
+    def get_conn(
+        self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None
+    ) -> requests.Session:
+        """The hook's pooled session (built on first use); with headers or extra_options, a new
+        session as `HttpHook.get_conn` makes one (what `HttpHook.run` asks for)."""
+        if headers or extra_options:
+            return self._new_session(headers, extra_options)
+        with self._session_lock:
+            if self._session is None:
+                self._session = self._new_session()
+                self._session_extra = dict(self.merged_extra)  # HttpHook's split of the extra, for _send_options
+            return self._session
+
+    def _new_session(
+        self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None
+    ) -> requests.Session:
+        session = super().get_conn(headers, extra_options)
+        session.headers["Accept"] = "application/json"
+        session.headers.update(self._zuora_headers)
+        return session
+
+    def _set_base_url(self, connection: Any) -> None:
+        host = _base_url(self.zuora_conn_id, connection.host, connection.extra_dejson.get("data_center"))
+        if not host.startswith(("http://", "https://")):
+            schema = (connection.schema or "").lower()
+            host = f"{schema if schema in ('http', 'https') else 'https'}://{host}"
+        parts = urlsplit(host)
+        if connection.port and parts.port is None:
+            host = urlunsplit(parts._replace(netloc=f"{parts.netloc}:{connection.port}"))
+        self.base_url = host
+        self._srv_lookup_enabled = False
+        self._base_url_initialized = True
+
+    def _configure_session_from_auth(self, session: requests.Session, connection: Any) -> requests.Session:
+        self.client_id, self._client_secret = connection.login, connection.password
+        session.auth = _NoBasicAuth()
+        return session
+
+    def _configure_session_from_extra(
+        self, session: requests.Session, connection: Any, extra_options: dict[str, Any]
+    ) -> requests.Session:
+        session = super()._configure_session_from_extra(session, connection, extra_options)
+        for key in ZUORA_EXTRA_KEYS:
+            session.headers.pop(key, None)
+        extra = connection.extra_dejson
+        self.page_size = min(int(extra.get("page_size") or MAX_PAGE_SIZE), MAX_PAGE_SIZE)
+        self.max_attempts = int(extra.get("max_attempts") or DEFAULT_MAX_ATTEMPTS)
+        self.backoff_s = float(extra.get("backoff_seconds") or DEFAULT_BACKOFF_S)
+        self._zuora_headers = {}
+        if extra.get("entity_id"):
+            self._zuora_headers["Zuora-Entity-Ids"] = str(extra["entity_id"])
+        if extra.get("zuora_version"):
+            self._zuora_headers["Zuora-Version"] = str(extra["zuora_version"])
+        return session
+
+    def _send_options(self, session: requests.Session) -> dict[str, Any]:
+        """What `HttpHook.run_and_check` passes with each request: the session's proxies, TLS and
+        stream settings given explicitly (so environment proxies or CA bundles do not override what
+        the connection says), its timeout (else Zuora's) and redirects."""
+        return {
+            "proxies": dict(session.proxies),  # a copy: requests adds environment proxies to it
+            "verify": session.verify,
+            "cert": session.cert,
+            "stream": session.stream,
+            "timeout": _timeout(self._session_extra.get("timeout")),
+            "allow_redirects": self._session_extra.get("allow_redirects", True),
+        }
+
+    def run_and_check(self, session: requests.Session, prepped_request: Any, extra_options: dict[Any, Any]) -> Any:
+        prepped_request.headers["Authorization"] = f"Bearer {self._bearer()}"
+        return super().run_and_check(session, prepped_request, extra_options)
 
     def test_connection(self) -> tuple[bool, str]:
         """(True, where a token came from) or (False, why not): the Airflow UI's Test button.
@@ -179,6 +291,7 @@ class ZuoraHook(BaseHook):
         with self._token_lock:
             if force or self._token is None or time.time() > self._token_expiry - TOKEN_REFRESH_MARGIN_S:
                 self.token_calls += 1
+                options = self._send_options(session)
                 try:
                     r = session.post(
                         f"{self.base_url}/oauth/token",
@@ -187,10 +300,12 @@ class ZuoraHook(BaseHook):
                             "client_secret": self._client_secret,
                             "grant_type": "client_credentials",
                         },
-                        timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S),
+                        **options,
                     )
                 except requests.RequestException as exc:
-                    raise ZuoraApiError(f"token request to {_no_answer(self.base_url, exc)}") from exc
+                    raise ZuoraApiError(
+                        f"token request to {_no_answer(self.base_url, exc, options['timeout'])}"
+                    ) from exc
                 if r.status_code != 200:
                     raise ZuoraApiError(
                         f"token request refused with HTTP {r.status_code}: check the client id and secret "
@@ -229,10 +344,10 @@ class ZuoraHook(BaseHook):
 
     def _send(self, method: str, path: str, params: Any, json: Any) -> Any:
         session = self.get_conn()
+        options = self._send_options(session)
         for refreshed in (False, True):
             token = self._bearer(force=refreshed)
             track = f"{self.track_prefix}-{self._run_tag}-{next(self._seq)}"[:64]
-            headers = {"Authorization": f"Bearer {token}", "Zuora-Track-Id": track}
             self.api_calls += 1
             started = time.monotonic()
             try:
@@ -241,11 +356,12 @@ class ZuoraHook(BaseHook):
                     f"{self.base_url}{path}",
                     params=params,
                     json=json,
-                    headers=headers,
-                    timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S),
+                    headers={"Zuora-Track-Id": track},
+                    auth=_Bearer(token),
+                    **options,
                 )
             except requests.RequestException as exc:
-                raise ZuoraApiError(f"{method} {path} to {_no_answer(self.base_url, exc)}") from exc
+                raise ZuoraApiError(f"{method} {path} to {_no_answer(self.base_url, exc, options['timeout'])}") from exc
             request_id = r.headers.get("Zuora-Request-Id")
             self.last_headers = r.headers
             self.log.debug(
@@ -375,8 +491,16 @@ def _base_url(conn_id: str, host: str | None, data_center: str | None) -> str:
     return host or data_center
 
 
-def _no_answer(base_url: str, exc: requests.RequestException) -> str:
-    """Which host failed and why (DNS, refused, TLS, timeout), without the URL's query."""
+def _timeout(value: Any) -> Any:
+    """The connection's extra `timeout` (seconds, or [connect, read] as JSON gives it), else Zuora's."""
+    if isinstance(value, list):
+        return tuple(value)
+    return value or (CONNECT_TIMEOUT_S, READ_TIMEOUT_S)
+
+
+def _no_answer(base_url: str, exc: requests.RequestException, timeout: Any = None) -> str:
+    """Which host failed and why (DNS, refused, TLS, timeout), without the URL's query. `timeout` is
+    what the request was given (a number or (connect, read)); default Zuora's."""
     host = urlsplit(base_url).netloc or base_url
     reason = exc.__class__.__name__
     if isinstance(exc, requests.exceptions.SSLError):
@@ -384,7 +508,8 @@ def _no_answer(base_url: str, exc: requests.RequestException) -> str:
     elif isinstance(exc, requests.exceptions.ConnectTimeout):
         reason = "connection timed out"
     elif isinstance(exc, requests.exceptions.ReadTimeout):
-        reason = f"no answer within {READ_TIMEOUT_S}s"
+        read = timeout[-1] if isinstance(timeout, (tuple, list)) else timeout
+        reason = f"no answer within {read or READ_TIMEOUT_S}s"
     elif isinstance(exc, requests.exceptions.ConnectionError):
         text = str(exc)
         if "Name or service not known" in text or "NameResolution" in text or "getaddrinfo" in text:

@@ -9,6 +9,7 @@ from typing import Any
 from airflow.sdk import BaseOperator, ObjectStoragePath
 
 from ..catalog import ZuoraObject, get_object
+from ..conditions import parse_all
 from ..errors import fail_fast
 from ..hooks.zuora import ZuoraHook
 from ..manifests import ExtractResult, RunPlan, WindowDict
@@ -40,6 +41,8 @@ class ZuoraObjectQueryOperator(BaseOperator):
     :param window: one time slice ``{"lo": iso | None, "hi": iso}`` (mapped); None: the plan's windows
     :param parent: the parent step's result (or a list of them, one per mapped slice)
     :param parent_key: the field of this object naming its parent, e.g. ``invoiceId``
+    :param parent_conditions: the parent's scope (``status.EQ:Posted``): only the children of
+        parents in it are read (the items of Posted invoices, not of Drafts)
     :param filters: Object Query filters, e.g. ``["status.EQ:Posted"]``
     :param fields: fields to request; default: what the object's mapping reads plus ``extra_fields``
     :param subdir: staging sub-folder of the object (``readback`` for the mark step's read-back)
@@ -60,6 +63,7 @@ class ZuoraObjectQueryOperator(BaseOperator):
         windows: list[WindowDict] | None = None,
         parent: Any = None,
         parent_key: str | None = None,
+        parent_conditions: Sequence[str] = (),
         filters: list[str] | None = None,
         fields: list[str] | None = None,
         mapping: str | None = None,
@@ -75,7 +79,7 @@ class ZuoraObjectQueryOperator(BaseOperator):
         get_object(zuora_object)
         self.family, self.zuora_object, self.plan = family, zuora_object, plan
         self.window, self.windows = window, windows
-        self.parent, self.parent_key = parent, parent_key
+        self.parent, self.parent_key, self.parent_conditions = parent, parent_key, list(parent_conditions)
         self.filters = list(filters or [])
         self.fields, self.mapping, self.extra_fields = fields, mapping, list(extra_fields or [])
         self.subdir, self.zuora_conn_id, self.staging_root = subdir, zuora_conn_id, staging_root
@@ -115,8 +119,9 @@ class ZuoraObjectQueryOperator(BaseOperator):
         if slices:
             reads.append(extract_windows(self._hook, obj, fields, self.filters, slices, directory, f"raw-{tag}s"))
         if parent is not None:
-            ids = read_ids(parent.get("parts", []))
-            self.log.info("Reading %s of %d %s records", obj.name, len(ids), parent.get("object"))
+            ids = read_ids(parent.get("parts", []), conditions=parse_all(self.parent_conditions))
+            self.log.info("Reading %s of %d %s records%s", obj.name, len(ids), parent.get("object"),
+                          f" ({' and '.join(self.parent_conditions)})" if self.parent_conditions else "")  # fmt: skip
             key = self.parent_key or "id"
             reads.append(extract_ids(self._hook(), obj, key, ids, fields, self.filters, directory, f"raw-{tag}parent"))
         wanted = self._plan_ids(obj)

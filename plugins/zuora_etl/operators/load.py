@@ -7,18 +7,23 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
+from ..conditions import parse_all
 from ..liveness import run_alive
 from ..manifests import HeldParents, LoadResult, RunPlan
 from ..mapping import cached_mapping
-from ..pipeline import load, preview
+from ..pipeline import Delivery, load, preview
 from ..settings import REPLAY_DAG_ID, STATE_CONN_ID
 from ..sinks import sink_for
 from ..state import StateStore
 
 
 class ZuoraSinkOperator(BaseOperator):
-    """Upsert one object's transformed records into a sink connection (SQL: any Airflow SQL
-    connection), keeping the newer `updated_date`; ledger each record and dead-letter refusals.
+    """Deliver one object's transformed records to a sink connection: upserted into any Airflow
+    SQL connection (keeping the newer `updated_date`), or sent to a REST API (an `http`
+    connection, see sinks/http.py); ledger each record and dead-letter refusals.
+
+    With `deliver_if`, each record is in the family's scope or not: records outside it are
+    skipped, or canceled in the target when the family delivered them before (decisions.py).
 
     In a dry run (the plan's mode) it writes nothing and reports what it would insert, update or
     leave unchanged, with a sample of field-level differences.
@@ -31,9 +36,14 @@ class ZuoraSinkOperator(BaseOperator):
         status.EQ:Posted``); the sink refuses a table another family fills with other records
     :param parent_result: the parent's load result: records whose parent did not land are held
         back with it; ``parent_key`` names the field that points at the parent
+    :param deliver_if: the family's scope conditions (``status.EQ:Posted``), read from carried fields
+    :param flag_field: the carried field holding Zuora's transferred flag (objects the mark step
+        flags): accepted records without it are staged for the mark step
+    :param children: child object -> its transform result, for targets that nest the children in
+        these records' documents; ``child_keys`` names each child's field pointing here
     """
 
-    template_fields: Sequence[str] = ("manifest", "sink_conn_id", "plan", "parent_result")
+    template_fields: Sequence[str] = ("manifest", "sink_conn_id", "plan", "parent_result", "children")
     ui_color = "#e8eef8"
 
     def __init__(
@@ -50,20 +60,31 @@ class ZuoraSinkOperator(BaseOperator):
         scope: str | None = None,
         parent_result: Any = None,
         parent_key: str | None = None,
+        deliver_if: Sequence[str] = (),
+        flag_field: str | None = None,
+        children: dict[str, Any] | None = None,
+        child_keys: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.family, self.zuora_object, self.manifest, self.plan = family, zuora_object, manifest, plan
         self.sink_conn_id, self.mapping, self.force, self.state_conn_id = sink_conn_id, mapping, force, state_conn_id
         self.scope, self.parent_result, self.parent_key = scope, parent_result, parent_key
+        self.deliver_if, self.flag_field = list(deliver_if), flag_field
+        self.children, self.child_keys = dict(children or {}), dict(child_keys or {})
+
+    def delivery(self) -> Delivery:
+        children = {name: (result, self.child_keys[name]) for name, result in self.children.items()}
+        return Delivery(conditions=parse_all(self.deliver_if), flag_field=self.flag_field, children=children)
 
     def execute(self, context: Any) -> LoadResult:
         plan: RunPlan = self.plan or {}
         mapping = cached_mapping(self.mapping or self.zuora_object)
-        sink = sink_for(self.sink_conn_id)
+        state = StateStore(self.state_conn_id)
+        sink = sink_for(self.sink_conn_id, state)
         force = self.force or bool(plan.get("force"))
         if plan.get("mode") == "dry_run":
-            return preview(sink, mapping, self.manifest, force=force)
+            return preview(sink, mapping, self.manifest, state, self.family, force=force, delivery=self.delivery())
         if self.scope:
             sink.claim(mapping, self.family, self.scope)
         held: HeldParents | None = None
@@ -71,15 +92,16 @@ class ZuoraSinkOperator(BaseOperator):
             held = {"object": self.parent_result["object"], "key": self.parent_key,
                     "ids": list(self.parent_result.get("failed_ids", []))}  # fmt: skip
         alive = run_alive(context.get("ti"), (self.dag_id, f"zuora_{self.family}", REPLAY_DAG_ID), context["run_id"])
+        run_id, delivery = context["run_id"], self.delivery()
         result = load(
-            sink, mapping, self.manifest, StateStore(self.state_conn_id), context["run_id"], self.family,
-            force=force, held_parents=held, alive=alive,
+            sink, mapping, self.manifest, state, run_id, self.family,
+            force=force, held_parents=held, alive=alive, delivery=delivery,
         )  # fmt: skip
         self.log.info(
-            "%s -> %s.%s: %d loaded, %d unchanged, %d quarantined, %d refused, %d held back, %d dead letters "
-            "resolved (%.1fs)",
+            "%s -> %s.%s: %d loaded, %d unchanged, %d canceled, %d skipped (out of scope), %d quarantined, "
+            "%d refused, %d held back, %d dead letters resolved (%.1fs)",
             self.zuora_object, self.sink_conn_id, mapping.table, result["loaded"], result["unchanged"],
-            result.get("quarantined", 0), result["rejected"], result["held"], result["resolved"],
-            result["load_seconds"],
+            result["canceled"], result["skipped"], result.get("quarantined", 0), result["rejected"], result["held"],
+            result["resolved"], result["load_seconds"],
         )  # fmt: skip
         return result

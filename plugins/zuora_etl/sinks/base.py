@@ -1,5 +1,11 @@
-"""One Sink interface for every target: SQL today, REST next; sync, replay and repair all load
-through it."""
+"""One Sink interface for every target (SQL databases, REST APIs); sync, replay and repair all
+load through it.
+
+The load step decides per record, from the sync ledger, what the target gets (column `__action`:
+create, update, or cancel for a delivered record that left the family's scope) and hands the
+digest of what was last delivered (`__last_digest`). A SQL sink upserts every row whatever its
+action (a cancel is the row taking its new status); an HTTP sink sends each action as its request.
+"""
 
 from __future__ import annotations
 
@@ -11,17 +17,27 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from ..mapping import Mapping
 
+Children = dict[str, pd.DataFrame]
+
+
+ACTION_COLUMN = "__action"  # create, update or cancel (see the module docstring)
+LAST_DIGEST_COLUMN = "__last_digest"  # digest of the payload last delivered (HTTP targets), or None
+
 
 @dataclass
 class BatchOutcome:
     written: list[str] = field(default_factory=list)  # keys inserted or updated
     unchanged: list[str] = field(default_factory=list)  # keys the target already had as new or newer
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (key, reason) the target refused
+    canceled: list[str] = field(default_factory=list)  # keys canceled in the target
+    digests: dict[str, str] = field(default_factory=dict)  # key -> digest of the payload delivered
 
     def extend(self, other: BatchOutcome) -> None:
         self.written += other.written
         self.unchanged += other.unchanged
         self.rejected += other.rejected
+        self.canceled += other.canceled
+        self.digests.update(other.digests)
 
 
 @dataclass
@@ -39,18 +55,33 @@ class Sink(ABC):
 
     `force=True` (replay, repair) also rewrites rows whose `updated_date` equals the target's: Zuora
     changes some fields without bumping updatedDate.
+
+    `children` (object -> its mapped rows, with the carried parent key) are the rows a target
+    nests in their parents' documents; targets that store children on their own ignore them.
     """
+
+    # Whether the load step must hand every row its action and last digest from the ledger (an
+    # API cannot be asked what it holds); a SQL sink compares with its table itself.
+    needs_history: bool = False
+
+    def nested(self, mapping: Mapping) -> bool:
+        """Whether `mapping`'s rows travel inside their parents' documents (then `children`)."""
+        return False
 
     @abstractmethod
     def prepare(self, mapping: Mapping) -> None:
         """Make the target ready for this mapping (create the table, add new columns)."""
 
     @abstractmethod
-    def upsert(self, mapping: Mapping, frame: pd.DataFrame, *, force: bool = False) -> BatchOutcome:
+    def upsert(
+        self, mapping: Mapping, frame: pd.DataFrame, *, force: bool = False, children: Children | None = None
+    ) -> BatchOutcome:
         """Write one part's rows; each batch commits on its own."""
 
     @abstractmethod
-    def compare(self, mapping: Mapping, frame: pd.DataFrame, *, force: bool = False) -> Comparison:
+    def compare(
+        self, mapping: Mapping, frame: pd.DataFrame, *, force: bool = False, children: Children | None = None
+    ) -> Comparison:
         """What `upsert` would do with this part, by the same rule, writing nothing; the field-level
         differences of the first rows that would be updated."""
 
@@ -72,6 +103,11 @@ class Sink(ABC):
 
 class SinkConflictError(AirflowFailException):
     """Two families would mix different record sets in one target table: no retry can fix it."""
+
+
+class SinkConfigError(AirflowFailException):
+    """The target cannot be written as configured (an HTTP object without an endpoint file, a
+    payload reading an unknown column): no retry can fix it."""
 
 
 def records(frame: pd.DataFrame) -> list[dict]:

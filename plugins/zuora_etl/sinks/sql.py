@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from ..db import add_missing_columns, create_tables, engine_for
 from ..mapping import Mapping
-from .base import BatchOutcome, Comparison, Sink, SinkConflictError, records
+from .base import BatchOutcome, Children, Comparison, Sink, SinkConflictError, records
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,9 @@ class SqlSink(Sink):
             self.prepare(mapping)
         return self._tables[mapping.table]
 
-    def upsert(self, mapping: Mapping, frame: pd.DataFrame, *, force: bool = False) -> BatchOutcome:
+    def upsert(
+        self, mapping: Mapping, frame: pd.DataFrame, *, force: bool = False, children: Children | None = None
+    ) -> BatchOutcome:
         table = self._table(mapping)
         rows = records(frame[[c.name for c in table.columns]])
         size = max(1, min(MAX_BATCH_ROWS, MAX_PARAMS // max(1, len(table.columns))))
@@ -155,7 +157,9 @@ class SqlSink(Sink):
             written.add(row[key])
         return written
 
-    def compare(self, mapping: Mapping, frame: pd.DataFrame, *, force: bool = False) -> Comparison:
+    def compare(
+        self, mapping: Mapping, frame: pd.DataFrame, *, force: bool = False, children: Children | None = None
+    ) -> Comparison:
         table = table_for(mapping, sa.MetaData())
         rows = records(frame[[c.name for c in table.columns]])
         key = mapping.key
