@@ -106,7 +106,7 @@ def reference_erp(data: Path):
         # A local API answers in a millisecond: 200 calls a second keeps the demo short. A real
         # ERP's connection states its own limits (rate_per_second, daily_call_budget).
         conn = {"conn_type": "http", "host": erp.url, "login": "erp", "password": "erp-secret",
-                "extra": {"rate_per_second": 200}}  # fmt: skip
+                "extra": {"rate_per_second": 200, "health_endpoint": "/api/v1/health"}}  # fmt: skip
         os.environ["AIRFLOW_CONN_ZUORA_ERP_SINK"] = json.dumps(conn)
         print(f"Reference ERP API at {erp.url}; documents in {(data / 'erp-api.db').relative_to(ROOT)}", flush=True)
         yield erp

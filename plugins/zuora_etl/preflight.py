@@ -7,7 +7,9 @@ their parent), the family's filters, the window filters (`updatedDate.GE/LT` ove
 the parent filter (`<key>.IN:[<a zero id>]`), and `sort[]=updatedDate.ASC`. A refusal is narrowed
 down with a few more calls: `id` alone (is the object enabled? is a filter refused?), then each field
 alone (which fields does the tenant lack?). Finally the tenant's rate limit, from the last answer's
-headers, against the calls the families' schedules need per day.
+headers, against the calls the families' schedules need per day. For a family whose sink is a REST
+API (connection type `http`): one request with its credentials, and every object's endpoint file
+checked against its mapping; no document is sent.
 
 Pure logic fed a `ZuoraHook` and the family models: the DAG `zuora_preflight` and the command line
 (`python -m zuora_etl.preflight`) print the same table. Nothing secret is ever part of a report.
@@ -27,6 +29,7 @@ from typing import Any
 
 from croniter import croniter
 
+from . import conditions
 from .catalog import get_object, is_custom
 from .families import Family, FamilyObject, families_dir, load_families, load_family
 from .hooks.zuora import ZuoraApiError, ZuoraHook
@@ -41,6 +44,8 @@ MISSING_CUSTOM_FIELDS = "missing custom fields"
 NOT_ENABLED = "not enabled"
 MAPPING_INVALID = "mapping invalid"
 FAMILY_INVALID = "family invalid"  # a family file that does not validate: no object of it can be checked
+TARGET_REFUSED = "target refused"  # a REST target did not accept the connection's credentials, or did not answer
+ENDPOINT_INVALID = "endpoint invalid"  # an object a REST target receives has no usable endpoint file
 
 # The window asked for: one day back from now. Any window the sync uses gets the same answer about
 # fields and filters; a short one keeps the probe cheap on a large tenant.
@@ -230,6 +235,7 @@ def requested_fields(family_object: FamilyObject, mappings: Path | None = None) 
     if mapping.object != family_object.name:
         raise ValueError(f"mapping {family_object.mapping_name} maps {mapping.object}, not {family_object.name}")
     extra = ["transferredToAccounting"] if family_object.mark_transferred else []
+    extra += conditions.fields(family_object.conditions)
     if family_object.parent:
         extra.append(family_object.parent.key)  # the extract operator reads the parent key too
     return extraction_fields(mapping, extra)
@@ -397,9 +403,43 @@ def run_preflight(
     for family in families:
         for family_object in family.objects:
             report.rows.append(check_object(hook, family, family_object, now, mappings))
+    report.rows.extend(check_targets(families))
     report.rate = rate_limit_check(hook.last_headers, families)
     report.api_calls = hook.api_calls
     return report
+
+
+def check_targets(families: Iterable[Family]) -> list[CheckRow]:
+    """A row per family whose sink connection is a REST API: does it answer these credentials
+    (one request, shared by the families of one connection), and has every object it receives an
+    endpoint file whose payload reads only mapped columns? A SQL sink, or a connection that does
+    not exist (the sync names it), adds nothing."""
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    from .hooks.erp import ErpHook
+    from .sinks import is_http
+    from .sinks.base import SinkConfigError
+    from .sinks.http import HttpSink
+
+    rows: list[CheckRow] = []
+    answers: dict[str, tuple[bool, str]] = {}
+    for family in families:
+        try:
+            if not is_http(family.sink):
+                continue
+        except AirflowNotFoundException:
+            continue
+        if family.sink not in answers:
+            answers[family.sink] = ErpHook(family.sink).test_connection()
+        ok, detail = answers[family.sink]
+        rows.append(CheckRow(family.family, f"({family.sink})", OK if ok else TARGET_REFUSED, detail))
+        sink = HttpSink(family.sink)
+        for family_object in family.objects:
+            try:
+                sink.prepare(cached_mapping(family_object.mapping_name))
+            except (SinkConfigError, ValueError) as exc:
+                rows.append(CheckRow(family.family, family_object.name, ENDPOINT_INVALID, str(exc)))
+    return rows
 
 
 def preflight(

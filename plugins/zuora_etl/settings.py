@@ -22,6 +22,17 @@
 | systemic rejection ratio | 0.5 | family `systemic_reject_ratio` |
 | systemic rejection minimum rows | 20 | family `systemic_reject_min_rows` |
 | rows per staged part | 20,000 | - |
+| REST target: what each object sends | `include/endpoints/<object>.yaml` | the file |
+| REST target: requests per second | 5 (hooks/erp.py) | sink connection extra `rate_per_second` |
+| REST target: calls per UTC day | unlimited | sink connection extra `daily_call_budget` |
+| REST target: attempts, backoff, timeout | 6, 1 s, 60 s (hooks/erp.py) | extra `max_attempts` and so on |
+| REST target: documents per batch request | 1 (payments, refunds, CRM objects: 50) | endpoint `create.batch_size` |
+| which records a family delivers | all | family object `deliver_if` |
+| reports root | `$AIRFLOW_HOME/zuora_reports` | Variable `zuora_etl_reports_root` |
+| reconciliation differences that fail the run (alert) | 0 | Variable `zuora_etl_reconciliation_alert_threshold` |
+| Data Query jobs running at once | 3 | - |
+| Data Query job timeout, poll interval | 1 h, 2 s | - |
+| sizing forecast | 24 months | - |
 """
 
 from __future__ import annotations
@@ -36,6 +47,8 @@ INCLUDE_DIR_ENV = "ZUORA_ETL_INCLUDE_DIR"
 ZUORA_CONN_ID = "zuora_default"
 STATE_CONN_ID = "zuora_etl_state"
 REPLAY_DAG_ID = "zuora_replay"
+RECONCILIATION_DAG_ID = "zuora_reconciliation"
+SIZING_DAG_ID = "zuora_sizing"
 SINK_CONNECTIONS = {"crm": "zuora_crm_sink", "erp": "zuora_erp_sink"}
 # Bounds concurrent Zuora calls across all DAGs (Object Query allows 40-80 concurrent requests per
 # tenant); every extract and mark task, and every mapped slice, takes one slot.
@@ -49,6 +62,19 @@ STAGING_ROOT_VARIABLE = "zuora_etl_staging_root"
 SETTLE_VARIABLE = "zuora_etl_settle_seconds"
 INITIAL_WATERMARK_VARIABLE = "zuora_etl_initial_watermark"
 REPLAY_APPROVAL_VARIABLE = "zuora_etl_replay_approval_threshold"
+REPORTS_ROOT_VARIABLE = "zuora_etl_reports_root"
+RECONCILIATION_ALERT_VARIABLE = "zuora_etl_reconciliation_alert_threshold"
+
+# Reconciliation differences (all kinds, all objects of a run) above which the run fails, which is
+# what alerts: any difference means a record the target does not hold as Zuora does.
+RECONCILIATION_ALERT_THRESHOLD = 0
+# Data Query: Zuora runs a few jobs per tenant at once and queues or refuses the rest; a job may run
+# up to an hour; polling every 2 s costs little against a count that takes seconds to minutes.
+DATA_QUERY_MAX_JOBS = 3
+DATA_QUERY_TIMEOUT_S = 3600
+DATA_QUERY_POLL_S = 2.0
+# The sizing forecast's horizon: Zuora's CRM guide asks for a 24-month outlook.
+FORECAST_MONTHS = 24
 
 # Default overlap below the watermark: records that share the watermark's second, or that Zuora
 # committed a little late with an earlier updatedDate, are read again; the upsert makes it free.

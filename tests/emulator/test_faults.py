@@ -93,6 +93,8 @@ def test_rate_limit_per_minute_gives_429_with_retry_after():
         from tests.emulator.conftest import Api
 
         api = Api(emu)
+        if time.time() % 60 > 55:  # the budget is per clock minute: start clear of its boundary
+            time.sleep(60.5 - time.time() % 60)
         statuses = [api.get("/object-query/accounts") for _ in range(4)]
         assert [r.status_code for r in statuses] == [200, 200, 200, 429]
         assert int(statuses[-1].headers["Retry-After"]) >= 1

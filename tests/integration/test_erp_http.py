@@ -104,13 +104,15 @@ def test_429s_500s_lost_answers_and_refusals_end_in_dead_letters_until_a_rerun_d
     assert erp.stats["by_status"].get("429") and erp.stats["by_status"].get("500") and erp.stats["lost_answers"]
     letters = {d["record_id"]: d for d in StateStore().open_dead_letters("erp_invoices", "invoices")}
     assert set(letters) == set(refused)
+    held = StateStore().open_dead_letters("erp_invoices", "invoice_items")
+    assert held and {d["stage"] for d in held} == {"held"}
     assert all(refused[i] in letters[i]["reason"] and "HTTP 422" in letters[i]["reason"] for i in refused)
     assert flagged(env, "invoices") == set(posted) - set(refused)  # refused documents stay unflagged
 
     erp.set_faults({})  # the ERP's team fixed the accounts: nothing else to do by hand
     assert env.run("zuora_erp_invoices") == "success"
     assert_erp_holds_zuora(env, erp, "erp_invoices")
-    assert not StateStore().open_dead_letters("erp_invoices", "invoices")
+    assert not StateStore().open_dead_letters("erp_invoices")  # the held items went with their invoices
 
 
 def test_changes_after_delivery_reach_the_erp_as_updates_and_cancels(env, erp):
@@ -168,3 +170,33 @@ def test_a_crm_family_delivers_to_a_crm_api(env, erp, monkeypatch):
         sample = next(iter(docs.values()))["document"]
         assert next(iter(sample.values()))["fields"]["id"] == next(iter(sample.values()))["external_id"]
     assert erp.stats["by_route"].get("POST /api/v1/{collection}/batch")
+
+
+def test_a_dry_run_sends_nothing_and_a_replay_sends_again(env, erp):
+    posted = in_scope(env, "erp_invoices", "invoices")
+    assert env.run("zuora_erp_invoices", {"dry_run": True}) == "success"
+    assert erp.stats["requests"] == 0 and not flagged(env, "invoices")
+    runs = {r["object"]: r for r in StateStore().runs("erp_invoices") if r["mode"] == "dry_run"}
+    assert runs["invoices"]["rows_inserted"] == len(posted)
+
+    assert env.run("zuora_erp_invoices") == "success"
+    target = posted[5]
+    replay = {"family": "erp_invoices", "object": "invoices", "ids": [target["invoiceNumber"]], "dead_letters": False,
+              "dry_run": False}  # fmt: skip
+    assert env.run("zuora_replay", replay, defaults=False) == "success"
+    assert [h["op"] for h in erp.history("invoices", target["id"])] == ["create", "replace"]  # forced
+    assert sum(d["version"] for d in erp.documents("invoices")) == len(posted) + 1  # nothing else sent
+
+
+def test_a_sql_erp_target_follows_the_same_decisions(env):
+    """Without the http sink: a delivered payment that leaves Processed takes its new status in the
+    table (where a source filter would have left it Processed forever); a Draft never arrives."""
+    assert env.run("zuora_erp_payments") == "success"
+    payment = in_scope(env, "erp_payments", "payments")[0]
+    env.emu.store.mutate([{"op": "update", "object": "payments", "ids": [payment["id"]], "set": {"status": "Error"}}])
+    assert env.run("zuora_erp_payments") == "success"
+    with env.engine("zuora_erp_sink").connect() as conn:
+        statuses = dict(conn.exec_driver_sql("SELECT id, status FROM payments").all())
+    assert statuses[payment["id"]] == "Error"
+    assert set(statuses.values()) == {"Processed", "Error"}
+    assert set(statuses) == {r["id"] for r in in_scope(env, "erp_payments", "payments")} | {payment["id"]}

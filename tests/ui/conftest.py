@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import requests
 
 from include.zuora_emulator import Emulator
 from scripts.ui import ApiClient, Standalone, free_port, prepare_home, project_dag_ids, start_standalone, wait_for_dags
@@ -197,12 +198,16 @@ def poll() -> Callable[..., Any]:
     """poll(fn, timeout, interval, what): call fn until it returns something truthy; fail on timeout."""
 
     def _poll(fn: Callable[[], Any], timeout: float = 60, interval: float = 1, what: str = "condition") -> Any:
-        deadline = time.monotonic() + timeout
+        deadline, error = time.monotonic() + timeout, None
         while True:
-            if result := fn():
-                return result
+            try:
+                if result := fn():
+                    return result
+            except requests.RequestException as exc:  # the API server busy (a loaded machine): ask again
+                error = exc
             if time.monotonic() > deadline:
-                pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+                last = f" (last: {error})" if error else ""
+                pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}{last}")
             time.sleep(interval)
 
     return _poll

@@ -17,11 +17,13 @@ import pytest
 from zuora_etl.families import load_families
 from zuora_etl.hooks.zuora import ZuoraHook
 from zuora_etl.preflight import (
+    ENDPOINT_INVALID,
     MAPPING_INVALID,
     MISSING_CUSTOM_FIELDS,
     NOT_ENABLED,
     OK,
     REFUSED,
+    TARGET_REFUSED,
     calls_per_run,
     main,
     preflight,
@@ -268,3 +270,49 @@ def test_python_dash_m_runs_with_plugins_on_the_path(tiny, tmp_path):
     passed = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert passed.returncode == 0, passed.stdout[-3000:] + passed.stderr[-2000:]
     assert "crm_subscriptions  rate_plan_charge_tiers  ok" in passed.stdout
+
+
+@pytest.fixture
+def erp_api():
+    from include.reference_erp import ReferenceErp
+
+    with ReferenceErp() as server:
+        yield server
+
+
+def use_erp_api(monkeypatch, erp_api, password: str = "erp-secret") -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_ZUORA_ERP_SINK", json.dumps({
+        "conn_type": "http", "host": erp_api.url, "login": "erp", "password": password,
+        "extra": {"max_attempts": 1, "health_endpoint": "/api/v1/health"},
+    }))  # fmt: skip
+
+
+def test_a_rest_target_is_asked_once_and_its_endpoints_checked(tiny, monkeypatch, erp_api):
+    use(monkeypatch, tiny)
+    use_erp_api(monkeypatch, erp_api)
+    report = preflight()
+    assert report.ok, report.render()
+    targets = [r for r in report.rows if r.object == "(zuora_erp_sink)"]
+    assert sorted(r.family for r in targets) == ["erp_invoices", "erp_memos", "erp_payments"]
+    assert erp_api.stats["requests"] == 1 and not erp_api.documents("invoices")  # asked once, nothing sent
+
+
+def test_a_rest_target_refusing_the_credentials_is_named_without_the_password(tiny, monkeypatch, erp_api):
+    use(monkeypatch, tiny)
+    use_erp_api(monkeypatch, erp_api, password="wrong-pass")
+    report = preflight()
+    refused = [r for r in report.rows if r.status == TARGET_REFUSED]
+    assert not report.ok and {r.family for r in refused} == {"erp_invoices", "erp_memos", "erp_payments"}
+    assert "wrong-pass" not in report.render()
+
+
+def test_an_object_without_an_endpoint_file_is_named(tiny, monkeypatch, erp_api, tmp_path):
+    use(monkeypatch, tiny)
+    use_erp_api(monkeypatch, erp_api)
+    families = copy_config(tmp_path)
+    shutil.copytree(ROOT / "include" / "endpoints", tmp_path / "endpoints")
+    (tmp_path / "endpoints" / "refunds.yaml").unlink()
+    monkeypatch.setenv("ZUORA_ETL_INCLUDE_DIR", str(tmp_path))
+    report = preflight(families_directory=families)
+    [row] = [r for r in report.rows if r.status == ENDPOINT_INVALID]
+    assert (row.family, row.object) == ("erp_payments", "refunds") and "refunds.yaml" in row.detail

@@ -4,8 +4,8 @@ It owns the `zuora_default` connection (type `zuora` or `http`, same fields: hos
 URL, login = client id, password = client secret; extra: entity_id, zuora_version, page_size,
 max_attempts, backoff_seconds; a `timezone` key is accepted and unused, since Zuora's datetimes
 carry their offset; a `zuora` connection made in the UI may leave host empty and pick extra
-`data_center` instead, see provider.py), the OAuth token cache, retries and paging. Operators
-stay thin and call it.
+`data_center` instead, see provider.py), the OAuth token cache, retries and paging, and Data
+Query jobs (submit, wait, download the result). Operators stay thin and call it.
 
 It is an `HttpHook` (apache-airflow-providers-http): the session is built from the connection the
 way the HTTP provider builds it, so extra `proxies`, `verify`, `cert`, `trust_env`, `stream`,
@@ -57,6 +57,14 @@ POOL_MAXSIZE = 16
 # TCP keep-alive probes, HttpHook's own defaults: an idle pooled socket that a NAT or load balancer
 # dropped is noticed instead of hanging a call.
 TCP_KEEP_ALIVE = {"idle": 120, "count": 20, "interval": 30}
+# Data Query: the first poll comes this soon (a count often finishes in well under a second), then the
+# interval doubles up to the caller's poll_s, so an hour-long job is not polled twice a second.
+QUERY_FIRST_POLL_S = 0.1
+# Data Query's terminal states (ZUORA_API.md "Data Query"); any other status means still running.
+QUERY_DONE = frozenset({"completed", "failed", "cancelled"})
+# Chunks in which a Data Query result file is streamed: a full-field export can be hundreds of MB,
+# counted chunk by chunk for sizing instead of held whole.
+DOWNLOAD_CHUNK_BYTES = 1 << 20
 # The connection extra keys that are Zuora settings, not HTTP headers (HttpHook sends every extra key
 # it does not know as a header).
 ZUORA_EXTRA_KEYS = frozenset(
@@ -113,6 +121,20 @@ class ZuoraDataError(ZuoraApiError):
 
     def __init__(self, message: str, request_id: str | None = None) -> None:
         super().__init__(message, request_id=request_id, transient=False)
+
+
+class DataQueryError(ZuoraApiError):
+    """A Data Query job that ended without a result: `failed` (the SQL or the table is wrong: no retry
+    can fix it, so `fatal`), `cancelled`, or not done within the caller's timeout (both retryable
+    by a later task try, when the tenant is less busy)."""
+
+    def __init__(self, message: str, job_id: str, query_status: str) -> None:
+        super().__init__(message, transient=query_status != "failed")
+        self.job_id, self.query_status = job_id, query_status
+
+    @property
+    def fatal(self) -> bool:
+        return self.query_status == "failed"
 
 
 def _wait(base: float):
@@ -323,14 +345,16 @@ class ZuoraHook(HttpHook):
     def request(self, method: str, path: str, *, params: Any = None, json: Any = None) -> Any:
         """One API call with retries; returns the decoded JSON answer."""
         self.get_conn()
-        retrying = Retrying(
+        return self._retrying()(self._send, method, path, params, json)
+
+    def _retrying(self) -> Retrying:
+        return Retrying(
             retry=retry_if_exception(lambda e: isinstance(e, ZuoraApiError) and e.retryable),
             wait=_wait(self.backoff_s),
             stop=stop_after_attempt(self.max_attempts),
             before_sleep=self._log_retry,
             reraise=True,
         )
-        return retrying(self._send, method, path, params, json)
 
     def _log_retry(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
@@ -462,6 +486,95 @@ class ZuoraHook(HttpHook):
                 transient=False,
             )
         return answer
+
+    # ---------- Data Query ----------
+    def submit_query(self, sql: str) -> str:
+        """`POST /query/jobs` (CSV, uncompressed): the job's id. The SQL is Trino's dialect."""
+        answer = self.request("POST", "/query/jobs", json={"query": sql, "outputFormat": "CSV", "compression": "NONE"})
+        job = answer.get("data") if isinstance(answer, dict) else None
+        if not isinstance(job, dict) or not job.get("id"):
+            raise ZuoraApiError("POST /query/jobs: the answer has no job id", status=502)
+        return str(job["id"])
+
+    def query_job(self, job_id: str) -> dict[str, Any]:
+        """`GET /query/jobs/{id}`: the job as Zuora shows it (`queryStatus`, `dataFile`, `errorMessage`...)."""
+        answer = self.request("GET", f"/query/jobs/{job_id}")
+        job = answer.get("data") if isinstance(answer, dict) else None
+        if not isinstance(job, dict) or "queryStatus" not in job:
+            raise ZuoraApiError(f"GET /query/jobs/{job_id}: the answer has no queryStatus", status=502)
+        return job
+
+    def wait_for_query(self, job_id: str, timeout_s: float, poll_s: float) -> dict[str, Any]:
+        """Poll until the job completes (its view, with `dataFile`); `DataQueryError` when it failed,
+        was cancelled, or is still running after `timeout_s`. Polls start at QUERY_FIRST_POLL_S and
+        double up to `poll_s`."""
+        deadline = time.monotonic() + timeout_s
+        delay = min(QUERY_FIRST_POLL_S, poll_s)
+        while True:
+            job = self.query_job(job_id)
+            status = str(job["queryStatus"]).lower()
+            if status == "completed":
+                return job
+            if status in QUERY_DONE:
+                reason = job.get("errorMessage") or "no reason given"
+                raise DataQueryError(f"Data Query job {job_id} {status}: {reason}", job_id, status)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise DataQueryError(
+                    f"Data Query job {job_id} still {status} after {timeout_s:g}s (the job keeps running in Zuora)",
+                    job_id,
+                    "timeout",
+                )
+            time.sleep(min(delay, left))
+            delay = min(delay * 2, poll_s)
+
+    def download_query_result(self, job: dict[str, Any]) -> str:
+        """A completed job's result file, as CSV text (UTF-8)."""
+        return self._fetch_result(job, keep=True).decode("utf-8")
+
+    def query_result_size(self, job: dict[str, Any]) -> int:
+        """Bytes of a completed job's result file, streamed and counted, never held in memory (a
+        full-field export can be hundreds of MB)."""
+        return self._fetch_result(job, keep=False)
+
+    def _fetch_result(self, job: dict[str, Any], keep: bool) -> Any:
+        """The result file (bytes, or its size when not `keep`) through the hook's session, with
+        retries (a retry restarts the download). `dataFile` may be a path on Zuora's host or an
+        absolute URL: on Zuora's host the bearer token goes with it; on another host (a pre-signed URL
+        to a bucket) it must not, since the URL carries its own signature and the token is Zuora's."""
+        url = job.get("dataFile")
+        if not url:
+            status = str(job.get("queryStatus"))
+            raise DataQueryError(
+                f"Data Query job {job.get('id')} ({status}) has no dataFile", str(job.get("id")), status
+            )
+        self.get_conn()
+        if not urlsplit(url).scheme:
+            url = f"{self.base_url}/{url.lstrip('/')}"
+        own_host = urlsplit(url).netloc.lower() == urlsplit(self.base_url).netloc.lower()
+        return self._retrying()(self._download, url, own_host, keep)
+
+    def _download(self, url: str, own_host: bool, keep: bool) -> Any:
+        session = self.get_conn()
+        options = {**self._send_options(session), "stream": True}
+        where = urlsplit(url)._replace(query="", fragment="").geturl()  # a signature never reaches a log
+        self.api_calls += 1
+        # Zuora's host: the bearer token; elsewhere _NoBasicAuth, so neither the token nor a ~/.netrc
+        # login is sent (the session's Zuora headers, entity and version, are harmless to a bucket).
+        auth: AuthBase = _Bearer(self._bearer()) if own_host else _NoBasicAuth()
+        try:
+            with session.get(url, auth=auth, **options) as r:
+                if r.status_code >= 400:
+                    raise ZuoraApiError(
+                        f"GET {where}: HTTP {r.status_code} downloading a Data Query result",
+                        status=r.status_code,
+                        retry_after=_retry_after(r),
+                    )
+                if keep:
+                    return b"".join(r.iter_content(DOWNLOAD_CHUNK_BYTES))
+                return sum(len(chunk) for chunk in r.iter_content(DOWNLOAD_CHUNK_BYTES))
+        except requests.RequestException as exc:
+            raise ZuoraApiError(f"GET {where} failed: {type(exc).__name__}") from exc
 
 
 def _base_url(conn_id: str, host: str | None, data_center: str | None) -> str:
