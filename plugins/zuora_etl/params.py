@@ -93,3 +93,43 @@ def replay_params(families: list[Family]) -> dict[str, Param]:
             description="Read and transform, report what would change, write nothing.",
         ),
     }
+
+
+def reconciliation_params(families: list[Family]) -> dict[str, Param]:
+    names = sorted(f.family for f in families)
+    return {
+        "families": Param(
+            names,
+            type="array",
+            items={"type": "string", "enum": names},
+            examples=names,  # the form offers `examples` of an array as a multi-select
+            uniqueItems=True,
+            minItems=1,
+            title="Families",
+            description="The families to reconcile (each compared with its own target). Default: all.",
+        ),
+        "period_start": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            pattern=r"^\d{4}-\d{2}-\d{2}$",
+            title="Period start",
+            description="First day of the period (UTC), e.g. 2026-11-01: records whose updatedDate falls in the "
+            "period are compared. Empty: the run's data interval (a scheduled run: the previous calendar month).",
+        ),
+        "period_end": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            pattern=r"^\d{4}-\d{2}-\d{2}$",
+            title="Period end",
+            description="Last day of the period, included, e.g. 2026-11-30. Empty with a start: up to now.",
+        ),
+        "repair": Param(
+            False,
+            type="boolean",
+            title="Repair",
+            description="Re-sync the missing, stale and mismatched records (the replay's chains, forced) and mark "
+            "extras in the target (column zuora_deleted_at); the alert then counts only what is left.",
+        ),
+    }

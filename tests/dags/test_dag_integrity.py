@@ -121,3 +121,28 @@ def test_replay_dag_shape(bag):
 def test_items_load_only_after_their_documents(bag, dag_id, parent, child):
     dag = bag.dags[dag_id]
     assert f"{parent}.load" in dag.get_task(f"{child}.load").upstream_task_ids
+
+
+@pytest.mark.parametrize(
+    ("dag_id", "parent", "child"),
+    [("zuora_erp_invoices", "invoices", "invoice_items"), ("zuora_erp_memos", "credit_memos", "credit_memo_items")],
+)
+def test_documents_load_after_their_lines_are_transformed(bag, dag_id, parent, child):
+    """A REST target gets each document with its lines nested: the document's load waits for them."""
+    assert f"{child}.transform" in bag.dags[dag_id].get_task(f"{parent}.load").upstream_task_ids
+
+
+def test_reconciliation_dag_shape(bag):
+    dag = bag.dags["zuora_reconciliation"]
+    assert {"families", "period_start", "period_end", "repair"} <= set(dag.params.keys())
+    assert dag.timetable.summary in ("@monthly", "0 0 1 * *") and not dag.catchup and dag.max_active_runs == 1
+    assert {"plan", "report"} <= set(dag.task_ids)
+    assert dag.get_task("report").trigger_rule == "all_done"
+    assert all(t.retries >= 1 for t in dag.tasks)
+
+
+def test_sizing_dag_shape(bag):
+    dag = bag.dags["zuora_sizing"]
+    assert not dag.catchup and dag.max_active_runs == 1
+    assert {"count_by_month", "count_busiest_month_by_day", "measure_export_size", "write_report"} <= set(dag.task_ids)
+    assert dag.doc_md and "Data Query" in dag.doc_md

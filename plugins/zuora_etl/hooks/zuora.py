@@ -2,9 +2,10 @@
 
 It owns the `zuora_default` connection (type `zuora` or `http`, same fields: host = REST base
 URL, login = client id, password = client secret; extra: entity_id, zuora_version, page_size,
-max_attempts, backoff_seconds; a `timezone` key is accepted and unused, since Zuora's datetimes
-carry their offset; a `zuora` connection made in the UI may leave host empty and pick extra
-`data_center` instead, see provider.py), the OAuth token cache, retries and paging, and Data
+max_attempts, backoff_seconds, timezone (the tenant's zone: the sync does not need it, since
+Zuora's datetimes carry their offset; sizing uses it to tell when a month is over); a `zuora`
+connection made in the UI may leave host empty and pick extra `data_center` instead, see
+provider.py), the OAuth token cache, retries and paging, and Data
 Query jobs (submit, wait, download the result). Operators stay thin and call it.
 
 It is an `HttpHook` (apache-airflow-providers-http): the session is built from the connection the

@@ -10,7 +10,9 @@ action (a cancel is the row taking its new status); an HTTP sink sends each acti
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import pandas as pd
 from airflow.sdk.exceptions import AirflowFailException
@@ -22,6 +24,11 @@ Children = dict[str, pd.DataFrame]
 
 ACTION_COLUMN = "__action"  # create, update or cancel (see the module docstring)
 LAST_DIGEST_COLUMN = "__last_digest"  # digest of the payload last delivered (HTTP targets), or None
+# Reconciliation's soft delete: when Zuora stopped having the row (deleted, or out of the family's
+# selection); the row stays for people to see, flagged, never silently deleted.
+DELETED_COLUMN = "zuora_deleted_at"
+# Rows per chunk of a streamed read of the target: a few hundred kB of keys and compared values.
+READ_CHUNK = 5_000
 
 
 @dataclass
@@ -88,6 +95,31 @@ class Sink(ABC):
     @abstractmethod
     def read_keys(self, mapping: Mapping) -> dict[str, object]:
         """Every key in the target with its updated_date (reconciliation)."""
+
+    def iter_rows(
+        self,
+        mapping: Mapping,
+        columns: Sequence[str],
+        *,
+        lo: datetime | None = None,
+        hi: datetime | None = None,
+        parent: tuple[str, Sequence[str]] | None = None,
+        chunk: int = READ_CHUNK,
+    ) -> Iterator[list[dict]]:
+        """The target's rows ordered by key, in chunks (reconciliation): the key, `updated_date`,
+        `columns` and `DELETED_COLUMN` (None where the table has no such column), of the rows whose
+        updated_date is in `[lo, hi)` and, with `parent` (column, values), whose column is one of
+        those values. Nothing when the table does not exist."""
+        raise AirflowFailException(f"{type(self).__name__}: reconciliation cannot read this target")
+
+    def rows_by_key(self, mapping: Mapping, columns: Sequence[str], keys: Sequence[str]) -> dict[str, dict]:
+        """The rows of `keys` the target holds (same columns as `iter_rows`)."""
+        raise AirflowFailException(f"{type(self).__name__}: reconciliation cannot read this target")
+
+    def set_deleted(self, mapping: Mapping, marks: dict[str, datetime | None]) -> int:
+        """Set `DELETED_COLUMN` of the rows of `marks` to when Zuora stopped having them (None
+        clears it: the record is back); the column is added on first use. Returns rows changed."""
+        raise AirflowFailException(f"{type(self).__name__}: reconciliation cannot mark rows of this target")
 
     @abstractmethod
     def updated_dates(self, mapping: Mapping, keys: list[str]) -> dict[str, object]:

@@ -20,9 +20,12 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
+from airflow.sdk.exceptions import AirflowFailException
 
 from ..delivery import Action, Call, Endpoint, batch_key, digest, endpoint_for, idempotency_key, render
 from ..hooks.erp import ErpAnswer, ErpBudgetExhausted, ErpHook
@@ -31,6 +34,10 @@ from .base import ACTION_COLUMN, LAST_DIGEST_COLUMN, BatchOutcome, Children, Com
 
 log = logging.getLogger(__name__)
 REASON_CHARS = 500  # of the target's answer kept in a dead letter's reason
+_NO_RECONCILIATION = (
+    "{conn}: reconciliation of a REST target ({obj}) is not supported yet: an API cannot be listed through "
+    "the endpoints of include/endpoints. Leave this family out of the run's `families`."
+)
 
 
 class HttpSink(Sink):
@@ -197,6 +204,15 @@ class HttpSink(Sink):
             f"{self.conn_id}: an HTTP target cannot list what it holds through the endpoints of "
             "include/endpoints; reconcile it from the ledger instead"
         )
+
+    def iter_rows(self, mapping: Mapping, columns: Sequence[str], **_: Any) -> Iterator[list[dict]]:
+        raise AirflowFailException(_NO_RECONCILIATION.format(conn=self.conn_id, obj=mapping.object))
+
+    def rows_by_key(self, mapping: Mapping, columns: Sequence[str], keys: Sequence[str]) -> dict[str, dict]:
+        raise AirflowFailException(_NO_RECONCILIATION.format(conn=self.conn_id, obj=mapping.object))
+
+    def set_deleted(self, mapping: Mapping, marks: dict[str, datetime | None]) -> int:
+        raise AirflowFailException(_NO_RECONCILIATION.format(conn=self.conn_id, obj=mapping.object))
 
     def updated_dates(self, mapping: Mapping, keys: list[str]) -> dict[str, object]:
         """None known: an API is not asked per document after a crash. The dead worker's pending

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -18,7 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from ..db import add_missing_columns, create_tables, engine_for
 from ..mapping import Mapping
-from .base import BatchOutcome, Children, Comparison, Sink, SinkConflictError, records
+from .base import DELETED_COLUMN, READ_CHUNK, BatchOutcome, Children, Comparison, Sink, SinkConflictError, records
 
 log = logging.getLogger(__name__)
 
@@ -217,6 +218,97 @@ class SqlSink(Sink):
                 found.update(conn.execute(query).tuples().all())
         return found
 
+    def _read_columns(self, mapping: Mapping, columns: Sequence[str]) -> tuple[sa.Table, list] | None:
+        """The table (None when it does not exist) and the selected columns: key, updated_date,
+        `columns`, and the soft-delete column (a NULL where the table lacks it)."""
+        inspector = sa.inspect(self.engine)
+        if not inspector.has_table(mapping.table):
+            return None
+        present = {c["name"] for c in inspector.get_columns(mapping.table)}
+        table = table_for(mapping, sa.MetaData())
+        if DELETED_COLUMN in present:
+            table.append_column(sa.Column(DELETED_COLUMN, sa.DateTime))
+        names = list(dict.fromkeys([mapping.key, "updated_date", *columns]))
+        selected = [table.c[n] for n in names]
+        deleted = table.c[DELETED_COLUMN] if DELETED_COLUMN in present else sa.null().label(DELETED_COLUMN)
+        return table, [*selected, deleted]
+
+    def _ordered_key(self, table: sa.Table, key: str):
+        """The key in byte order whatever the database's collation, so that both sides of a merge
+        join agree on what comes first (Python compares str by code point)."""
+        column = table.c[key]
+        return column.collate("C") if self.engine.dialect.name == "postgresql" else column
+
+    def iter_rows(
+        self,
+        mapping: Mapping,
+        columns: Sequence[str],
+        *,
+        lo: datetime | None = None,
+        hi: datetime | None = None,
+        parent: tuple[str, Sequence[str]] | None = None,
+        chunk: int = READ_CHUNK,
+    ) -> Iterator[list[dict]]:
+        found = self._read_columns(mapping, columns)
+        if found is None:
+            return
+        table, selected = found
+        key = self._ordered_key(table, mapping.key)
+        where = []
+        if lo is not None:
+            where.append(table.c.updated_date >= lo)
+        if hi is not None:
+            where.append(table.c.updated_date < hi)
+        if parent is not None:
+            values = list(parent[1])
+            if not values:
+                return
+            where.append(table.c[parent[0]].in_(values))
+        last: str | None = None
+        while True:  # keyset paging: each chunk one short read, no transaction held across chunks
+            query = sa.select(*selected).where(*where, *([key > last] if last is not None else []))
+            with self.engine.connect() as conn:
+                rows = [dict(r) for r in conn.execute(query.order_by(key).limit(chunk)).mappings()]
+            if not rows:
+                return
+            yield rows
+            if len(rows) < chunk:
+                return
+            last = rows[-1][mapping.key]
+
+    def rows_by_key(self, mapping: Mapping, columns: Sequence[str], keys: Sequence[str]) -> dict[str, dict]:
+        found = self._read_columns(mapping, columns)
+        out: dict[str, dict] = {}
+        if found is None:
+            return out
+        table, selected = found
+        keys = list(dict.fromkeys(keys))
+        with self.engine.connect() as conn:
+            for start in range(0, len(keys), KEY_CHUNK):
+                query = sa.select(*selected).where(table.c[mapping.key].in_(keys[start : start + KEY_CHUNK]))
+                out.update((r[mapping.key], dict(r)) for r in conn.execute(query).mappings())
+        return out
+
+    def set_deleted(self, mapping: Mapping, marks: dict[str, datetime | None]) -> int:
+        if not marks:
+            return 0
+        table = table_for(mapping, sa.MetaData())  # not the sink's own: upserts never write this column
+        table.append_column(sa.Column(DELETED_COLUMN, sa.DateTime, nullable=True))
+        create_tables(self.engine, table)
+        add_missing_columns(self.engine, table)
+        stmt = (
+            table.update()
+            .where(table.c[mapping.key] == sa.bindparam("k"))
+            .where(table.c[DELETED_COLUMN].is_distinct_from(sa.bindparam("at")))
+            .values({DELETED_COLUMN: sa.bindparam("at")})
+        )
+        params = [{"k": k, "at": _naive(at)} for k, at in marks.items()]
+        changed = 0
+        with self.engine.begin() as conn:
+            for start in range(0, len(params), MAX_BATCH_ROWS):
+                changed += conn.execute(stmt, params[start : start + MAX_BATCH_ROWS]).rowcount or 0
+        return changed
+
     def read_keys(self, mapping: Mapping) -> dict[str, object]:
         table = self._table(mapping)
         with self.engine.connect() as conn:
@@ -233,6 +325,13 @@ def _same(stored: object, incoming: object) -> bool:
     if isinstance(stored, (datetime, date)) and isinstance(incoming, (datetime, date)):
         return pd.Timestamp(stored) == pd.Timestamp(incoming)
     return str(stored) == str(incoming)
+
+
+def _naive(value: datetime | None) -> datetime | None:
+    """Naive UTC, as every datetime column of the target."""
+    if value is None or value.tzinfo is None:
+        return value
+    return pd.Timestamp(value).tz_convert("UTC").tz_localize(None).to_pydatetime()
 
 
 def _text(value: object) -> str | None:
