@@ -25,7 +25,7 @@ from .manifests import ExtractResult, HeldParents, LoadResult, TransformResult
 from .mapping import CARRY_PREFIX, Mapping, apply_mapping
 from .settings import DRY_RUN_SAMPLES
 from .sinks import Sink
-from .sinks.base import ACTION_COLUMN, LAST_DIGEST_COLUMN
+from .sinks.base import ACTION_COLUMN, LAST_DIGEST_COLUMN, PARENT_COLUMN
 from .staging import PartWriter, read_frame, read_frames, write_frame
 from .state import CANCELED, PENDING, StateStore
 from .windows import Window, parse_instant
@@ -460,7 +460,7 @@ def _children(delivery: Delivery) -> tuple[dict[str, pd.DataFrame], dict[str, st
     for name, (result, key) in delivery.children.items():
         if result is None:
             continue
-        parts = list(read_frames(result.get("parts", [])))
+        parts = [f.assign(**{PARENT_COLUMN: f[CARRY_PREFIX + key]}) for f in read_frames(result.get("parts", []))]
         frames[name] = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
         for frame in read_frames(result.get("quarantine_parts", [])):
             for rid, payload in frame[["record_id", "payload"]].itertuples(index=False):

@@ -24,6 +24,7 @@ Children = dict[str, pd.DataFrame]
 
 ACTION_COLUMN = "__action"  # create, update or cancel (see the module docstring)
 LAST_DIGEST_COLUMN = "__last_digest"  # digest of the payload last delivered (HTTP targets), or None
+PARENT_COLUMN = "__parent_id"  # in a nested child's rows: the id of the document they belong to
 # Reconciliation's soft delete: when Zuora stopped having the row (deleted, or out of the family's
 # selection); the row stays for people to see, flagged, never silently deleted.
 DELETED_COLUMN = "zuora_deleted_at"

@@ -30,7 +30,17 @@ from airflow.sdk.exceptions import AirflowFailException
 from ..delivery import Action, Call, Endpoint, batch_key, digest, endpoint_for, idempotency_key, render
 from ..hooks.erp import ErpAnswer, ErpBudgetExhausted, ErpHook
 from ..mapping import CARRY_PREFIX, Mapping, cached_mapping
-from .base import ACTION_COLUMN, LAST_DIGEST_COLUMN, BatchOutcome, Children, Comparison, Sink, SinkConfigError, records
+from .base import (
+    ACTION_COLUMN,
+    LAST_DIGEST_COLUMN,
+    PARENT_COLUMN,
+    BatchOutcome,
+    Children,
+    Comparison,
+    Sink,
+    SinkConfigError,
+    records,
+)
 
 log = logging.getLogger(__name__)
 REASON_CHARS = 500  # of the target's answer kept in a dead letter's reason
@@ -200,10 +210,7 @@ class HttpSink(Sink):
 
     # ---------- what the target holds ----------
     def read_keys(self, mapping: Mapping) -> dict[str, object]:
-        raise NotImplementedError(
-            f"{self.conn_id}: an HTTP target cannot list what it holds through the endpoints of "
-            "include/endpoints; reconcile it from the ledger instead"
-        )
+        raise AirflowFailException(_NO_RECONCILIATION.format(conn=self.conn_id, obj=mapping.object))
 
     def iter_rows(self, mapping: Mapping, columns: Sequence[str], **_: Any) -> Iterator[list[dict]]:
         raise AirflowFailException(_NO_RECONCILIATION.format(conn=self.conn_id, obj=mapping.object))
@@ -235,7 +242,7 @@ class _Doc:
 
 
 def _group_children(endpoint: Endpoint, children: Children, mapping: Mapping) -> dict[str, dict[str, list[dict]]]:
-    """Each nested object's rows by the id of the parent they name (carried `__<parent key>`), once
+    """Each nested object's rows by the id of the parent they name (`PARENT_COLUMN`), once
     each, in key order so that the same document always renders the same."""
     grouped: dict[str, dict[str, list[dict]]] = {}
     for name in endpoint.children:
@@ -243,15 +250,14 @@ def _group_children(endpoint: Endpoint, children: Children, mapping: Mapping) ->
         if frame is None or frame.empty:
             grouped[name] = {}
             continue
-        parent_col = next((c for c in frame.columns if c.startswith(CARRY_PREFIX)), None)
-        if parent_col is None:
+        if PARENT_COLUMN not in frame.columns:
             raise ValueError(f"{name}: rows carry no parent id to nest them in {mapping.object}")
         # A line read twice (through its parent and again for its own dead letter) counts once: its newest.
         key = cached_mapping(name).key
         frame = frame.sort_values("updated_date", kind="stable").drop_duplicates(key, keep="last")
         rows: dict[str, list[dict]] = defaultdict(list)
         for row in records(frame.sort_values(key, kind="stable")):
-            rows[row[parent_col]].append({k: v for k, v in row.items() if not k.startswith(CARRY_PREFIX)})
+            rows[row[PARENT_COLUMN]].append({k: v for k, v in row.items() if not k.startswith(CARRY_PREFIX)})
         grouped[name] = dict(rows)
     return grouped
 
