@@ -20,9 +20,10 @@ schedules need more calls a day than the tenant allows. The same check from a sh
 **Params**: `zuora_conn_id` (default `zuora_default`): check another connection before switching.
 """
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import Param, dag, get_current_context, task
+from zuora_etl.dag_defaults import deadline_alerts, default_args
 from zuora_etl.preflight import preflight_or_fail
 
 
@@ -35,7 +36,8 @@ from zuora_etl.preflight import preflight_or_fail
     catchup=False,
     max_active_runs=1,
     tags=["zuora", "preflight"],
-    default_args={"owner": "data-integration", "retries": 0},
+    default_args=default_args("data-integration", 0, timedelta(minutes=1)),
+    deadline=deadline_alerts("zuora_preflight"),
     params={"zuora_conn_id": Param("zuora_default", type="string", description="Zuora connection to check")},
 )
 def zuora_preflight() -> None:

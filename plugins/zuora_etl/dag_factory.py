@@ -11,10 +11,12 @@ from airflow.sdk import DAG, TaskGroup, Variable, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 from airflow.timetables.interval import CronDataIntervalTimetable
 
+from .airflow_objects import variable_description
 from .catalog import get_object
 from .chain import ObjectChain, Parent, check_mappings, object_chain
+from .dag_defaults import deadline_alerts, default_args
 from .errors import fail_fast
-from .families import Family, get_family
+from .families import Family, FamilyObject, get_family
 from .hooks.zuora import ZuoraHook
 from .liveness import run_alive
 from .manifests import LoadResult, Moved, ObjectResults, RunPlan, RunRow, WindowDict
@@ -33,33 +35,40 @@ START_DATE = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 def _doc(family: Family) -> str:
-    def codes(values: list[str]) -> str:
-        return ", ".join(f"`{v}`" for v in values) or "-"
-
+    """The DAG's docs panel: what it syncs, a four-column table of its objects, params and Variables
+    (narrow enough for Airflow's docs panel, no repeated title)."""
     rows = "\n".join(
-        f"| `{o.name}` | {codes(o.filters)} | {codes(o.deliver_if)} | "
-        f"{f'by `{o.parent.key}` of the {o.parent.object} read' if o.parent else 'updatedDate window'} | "
-        f"`{cached_mapping(o.mapping_name).table}` | {'yes' if o.mark_transferred else ''} |"
+        f"| `{o.name}` | {_reads(o)} | {_selection(o)} | `{cached_mapping(o.mapping_name).table}`"
+        f"{' (flagged in Zuora)' if o.mark_transferred else ''} |"
         for o in family.objects
     )
-    return f"""### {family.dag_id}
+    return f"""{" ".join(family.description.split())}
 
-{family.description}
-
-Sink connection `{family.sink}` (SQL, or a REST API when of type `http`), Zuora connection
-`zuora_default`, state in `{STATE_CONN_ID}`. A record outside "delivers if" is skipped, or canceled
-in the target when the family delivered it before.
-
-| object | filters (at the source) | delivers if | read by | table | flag transferred |
-| --- | --- | --- | --- | --- | --- |
+| object | read | selection | target table |
+| --- | --- | --- | --- |
 {rows}
 
-**Params**: `start` / `end` (ISO date or datetime) read that range and leave the watermarks alone;
-`dry_run` reads and transforms, then reports what loading would change, writing nothing; `slices`
-splits each window into that many parallel extracts. Watermarks: Variables
-`zuora_hwm__{family.family}__<object>`; settle lag {family.settle_seconds}s, overlap
-{family.overlap_seconds}s (Variable `zuora_etl_settle_seconds` overrides the lag).
+- **Connections**: target `{family.sink}` (SQL, or a REST API when of type `http`), Zuora `zuora_default`,
+  state `{STATE_CONN_ID}`.
+- **Schedule**: `{family.schedule or "manual"}`; settle lag {family.settle_seconds} s (Variable
+  `zuora_etl_settle_seconds` overrides it), overlap {family.overlap_seconds} s below the watermark.
+- **Watermarks**: Variables `zuora_hwm__{family.family}__<object>`.
+- **Params**: `start` / `end` (ISO date or datetime) read that range and leave the watermarks alone;
+  `dry_run` reports what loading would change and writes nothing; `slices` splits each window into
+  that many parallel extracts.
+- A record outside its selection is skipped, or canceled in the target if it was delivered before.
+  Anything left behind (quarantined, refused, held) waits in `zuora_etl_dead_letters`, fails the
+  run, and is read again by the next run.
 """
+
+
+def _reads(o: FamilyObject) -> str:
+    return f"items of the {o.parent.object} read (`{o.parent.key}`)" if o.parent else "by updatedDate"
+
+
+def _selection(o: FamilyObject) -> str:
+    parts = [f"`{f}`" for f in o.filters] + [f"delivers if `{c}`" for c in o.deliver_if]
+    return ", ".join(parts) or "all"
 
 
 def sync_dag(name: str) -> DAG:
@@ -74,19 +83,15 @@ def sync_dag(name: str) -> DAG:
 def build_sync_dag(family: Family) -> DAG:
     with DAG(
         dag_id=family.dag_id,
-        description=family.description.strip().splitlines()[0][:200],
+        description=" ".join(family.description.split()),
         doc_md=_doc(family),
         schedule=CronDataIntervalTimetable(family.schedule, timezone="UTC") if family.schedule else None,
         start_date=START_DATE,
         catchup=False,
         max_active_runs=SYNC_MAX_ACTIVE_RUNS,
         tags=sorted({"zuora", family.target, *family.tags}),
-        default_args={
-            "owner": family.owner,
-            "retries": family.retries,
-            "retry_delay": timedelta(minutes=family.retry_delay_minutes),
-            "retry_exponential_backoff": True,
-        },
+        default_args=default_args(family.owner, family.retries, timedelta(minutes=family.retry_delay_minutes)),
+        deadline=deadline_alerts(family.dag_id),
         params=sync_params(),
     ) as dag:
         run_plan = plan_task(family)
@@ -185,9 +190,14 @@ def advance_task(family: Family):
     @task(task_id="advance")
     def advance(run_plan: RunPlan, loads: dict[str, LoadResult | None]) -> Moved:
         """Move each object's watermark to the newest updatedDate its committed load read."""
-        return advance_watermarks(run_plan, loads, lambda n: Variable.get(n, default=None), Variable.set)
+        return advance_watermarks(run_plan, loads, lambda n: Variable.get(n, default=None), set_watermark)
 
     return advance
+
+
+def set_watermark(key: str, value: str) -> None:
+    """Write a watermark Variable with the description the UI shows beside it."""
+    Variable.set(key, value, description=variable_description(key))
 
 
 def summarize_task(family: Family):

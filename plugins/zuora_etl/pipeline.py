@@ -21,6 +21,7 @@ from .catalog import ZuoraObject
 from .conditions import Condition, passing
 from .decisions import decide
 from .hooks.zuora import ACTION_BATCH, ZuoraApiError, ZuoraHook
+from .logfmt import logfmt
 from .manifests import ExtractResult, HeldParents, LoadResult, TransformResult
 from .mapping import CARRY_PREFIX, Mapping, apply_mapping
 from .settings import DRY_RUN_SAMPLES
@@ -49,8 +50,12 @@ def _newer(a: str | None, b: str | None) -> str | None:
     return a if parse_instant(a) >= parse_instant(b) else b
 
 
-def _stream(hook: ZuoraHook, obj: ZuoraObject, fields: list[str], filters: list[str], writer: PartWriter) -> dict:
-    """Every page of one query, oldest first, into the writer's parts; memory holds one part at most."""
+def _stream(
+    hook: ZuoraHook, obj: ZuoraObject, fields: list[str], filters: list[str], writer: PartWriter, read: str
+) -> dict:
+    """Every page of one query, oldest first, into the writer's parts; memory holds one part at most.
+    Each page is logged at INFO with what `read` it belongs to (a window, a chunk of ids), its
+    records, and Zuora's request id and our track id."""
     params = [("sort[]", "updatedDate.ASC"), ("fields[]", ",".join(fields))] + [("filter[]", f) for f in filters]
     pages, max_updated = 0, None
     for page in hook.paginate(obj.endpoint, params, require=("id", "updatedDate")):
@@ -58,6 +63,21 @@ def _stream(hook: ZuoraHook, obj: ZuoraObject, fields: list[str], filters: list[
         writer.add(page)
         for rec in page[-1:]:  # sorted ascending: the page's last record is its newest
             max_updated = _newer(max_updated, rec.get("updatedDate"))
+        call = hook.last_call
+        log.info(
+            logfmt(
+                "page",
+                object=obj.name,
+                read=read,
+                page=pages,
+                records=len(page),
+                total=writer.rows + writer.buffered,
+                newest=max_updated,
+                request_id=call.request_id,
+                track_id=call.track_id,
+                ms=call.ms,
+            )
+        )
     return {"pages": pages, "max_updated": max_updated}
 
 
@@ -68,10 +88,12 @@ def extract_pages(
     filters: list[str],
     directory: ObjectStoragePath,
     prefix: str,
+    read: str = "query",
 ) -> dict:
-    """One query (a window slice and the family's filters) into Parquet parts."""
+    """One query (a window slice and the family's filters) into Parquet parts; `read` names it in
+    the page log lines."""
     writer = PartWriter(directory, prefix, fields)
-    streamed = _stream(hook, obj, fields, filters, writer)
+    streamed = _stream(hook, obj, fields, filters, writer, read)
     writer.flush()
     return {"parts": writer.parts, "rows": writer.rows, **streamed}
 
@@ -145,7 +167,9 @@ def extract_windows(
 
     def one(i: int, window: Window) -> dict:
         hook = make_hook()
-        manifest = extract_pages(hook, obj, fields, [*window.filters(), *filters], directory, f"{prefix}{i:02d}")
+        lo = window.lo.isoformat() if window.lo else "beginning"
+        read = f"window[{lo},{window.hi.isoformat()}) slice {i + 1}/{len(windows)}"
+        manifest = extract_pages(hook, obj, fields, [*window.filters(), *filters], directory, f"{prefix}{i:02d}", read)
         manifest["api_calls"] = hook.api_calls
         return manifest
 
@@ -169,9 +193,11 @@ def extract_ids(
     writer = PartWriter(directory, prefix, fields)
     pages, max_updated = 0, None
     unique = list(dict.fromkeys(i for i in ids if i))
+    chunks = -(-len(unique) // IN_CHUNK)
     for start in range(0, len(unique), IN_CHUNK):
         chunk_filter = f"{key}.IN:[{','.join(unique[start : start + IN_CHUNK])}]"
-        streamed = _stream(hook, obj, fields, [chunk_filter, *filters], writer)
+        read = f"{key} in ids {start + 1}-{min(start + IN_CHUNK, len(unique))} of {len(unique)} ({chunks} chunks)"
+        streamed = _stream(hook, obj, fields, [chunk_filter, *filters], writer, read)
         pages += streamed["pages"]
         max_updated = _newer(max_updated, streamed["max_updated"])
     writer.flush()
@@ -302,7 +328,8 @@ def load(
         state.dead_letter(run_id, family, obj, "transform", items)
         state.record_outcomes(run_id, family, obj, "quarantined", [(r, None) for r, _, _ in items])
         failed_ids += [r for r, _, _ in items if r]
-    for frame in read_frames(manifest["parts"]):
+    for batch, frame in enumerate(read_frames(manifest["parts"]), start=1):
+        batch_started = time.monotonic()
         frame = _hold_back(state, run_id, family, mapping, frame, held_parents, incomplete, counts, failed_ids)
         if _decides(sink, mapping, delivery):
             frame = _decide(state, run_id, family, mapping, frame, delivery, counts, open_letters)
@@ -331,6 +358,20 @@ def load(
             unchanged=len(outcome.unchanged),
             rejected=len(outcome.rejected),
             canceled=len(outcome.canceled),
+        )
+        log.info(
+            logfmt(
+                "batch",
+                object=obj,
+                run_id=run_id,
+                batch=batch,
+                rows=len(frame),
+                loaded=len(outcome.written),
+                unchanged=len(outcome.unchanged),
+                refused=len(outcome.rejected),
+                canceled=len(outcome.canceled),
+                ms=round((time.monotonic() - batch_started) * 1000),
+            )
         )
     gone = [i for i in manifest.get("gone_ids", []) if i in open_letters]
     counts["resolved"] += state.resolve_dead_letters(family, obj, gone, "gone") if gone else 0
@@ -539,6 +580,7 @@ def mark_transferred(
                 else:
                     errors = answer.get("Errors") or [{}]
                     failures.append((doc_id, f"{errors[0].get('Code')}: {errors[0].get('Message')}"))
+            _log_mark(obj, start // ACTION_BATCH + 1, len(batch), len(done), hook)
             on_flagged(done)
             marked += done
     elif obj.memo_path:
@@ -552,7 +594,25 @@ def mark_transferred(
                 continue
             on_flagged([doc_id])
             marked.append(doc_id)
+            _log_mark(obj, len(marked), 1, 1, hook)
     return marked, failures
+
+
+def _log_mark(obj: ZuoraObject, batch: int, size: int, flagged: int, hook: ZuoraHook) -> None:
+    call = hook.last_call
+    log.info(
+        logfmt(
+            "mark batch",
+            object=obj.name,
+            batch=batch,
+            documents=size,
+            flagged=flagged,
+            failed=size - flagged,
+            request_id=call.request_id,
+            track_id=call.track_id,
+            ms=call.ms,
+        )
+    )
 
 
 def flags_in_zuora(hook: ZuoraHook, obj: ZuoraObject, ids: Sequence[str]) -> dict[str, str | None]:

@@ -19,6 +19,7 @@ from airflow.sdk import DAG, ObjectStoragePath, TaskGroup, Variable, get_current
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from airflow.timetables.interval import CronDataIntervalTimetable
 
+from .dag_defaults import deadline_alerts, default_args
 from .dag_factory import START_DATE
 from .errors import fail_fast
 from .families import Family
@@ -109,7 +110,8 @@ def build_reconciliation_dag() -> DAG:
         tags=["zuora", "reconciliation"],
         # One retry after 5 minutes: a comparison starts over (its rows are cleared), and a transient
         # Zuora or database error has usually passed by then; the hook already retries each call.
-        default_args={"owner": "data-integration", "retries": 1, "retry_delay": timedelta(minutes=5)},
+        default_args=default_args("data-integration", 1, timedelta(minutes=5)),
+        deadline=deadline_alerts(DAG_ID),
         params=reconciliation_params(families),
     ) as dag:
         run_plan = plan_task([f.family for f in families])

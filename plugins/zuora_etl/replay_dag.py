@@ -12,6 +12,7 @@ from airflow.sdk import DAG, TaskGroup, Variable, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from .chain import ObjectChain, Parent, check_mappings, object_chain
+from .dag_defaults import deadline_alerts, default_args
 from .dag_factory import START_DATE, cleanup_task
 from .errors import fail_fast
 from .families import Family, usable_families
@@ -67,7 +68,8 @@ def build_replay_dag() -> DAG:
         catchup=False,
         max_active_runs=4,
         tags=["zuora", "replay"],
-        default_args={"owner": "data-integration", "retries": 1, "retry_delay": timedelta(minutes=2)},
+        default_args=default_args("data-integration", 1, timedelta(minutes=2)),
+        deadline=deadline_alerts(DAG_ID),
         params=replay_params(families),
     ) as dag:
         run_plan = resolve_task()

@@ -30,6 +30,13 @@
 | which records a family delivers | all | family object `deliver_if` |
 | reports root | `$AIRFLOW_HOME/zuora_reports` | Variable `zuora_etl_reports_root` |
 | reconciliation differences that fail the run (alert) | 0 | Variable `zuora_etl_reconciliation_alert_threshold` |
+| alert channels | off | connections `zuora_alerts_webhook`, `zuora_alerts_slack`, `zuora_alerts_smtp` (extra `to`) |
+| run deadline alert | average of the last 10 runs (at least 3) + 30 min | - |
+| open dead letters of an object that alert (watch) | over 100 | Variable `zuora_etl_alert_dead_letters_threshold` |
+| watermark lag that alerts (watch DAG) | 180 min | Variable `zuora_etl_alert_watermark_lag_minutes` |
+| re-alert while a condition lasts (watch DAG) | every 240 min | Variable `zuora_etl_alert_realert_minutes` |
+| watch DAG schedule | every 15 min | - |
+| retry backoff | first `retry_delay`, then twice as long each retry, at most 1 h | family `retry_delay_minutes` |
 | Data Query jobs running at once | 3 | - |
 | Data Query job timeout, poll interval | 1 h, 2 s | - |
 | sizing forecast | 24 months | - |
@@ -38,6 +45,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 from . import INCLUDE_DIR
@@ -65,9 +73,39 @@ REPLAY_APPROVAL_VARIABLE = "zuora_etl_replay_approval_threshold"
 REPORTS_ROOT_VARIABLE = "zuora_etl_reports_root"
 RECONCILIATION_ALERT_VARIABLE = "zuora_etl_reconciliation_alert_threshold"
 
+# Retries: each wait twice the one before (5, 10, 20 min for a sync's default 5 min), never more than
+# an hour: a Zuora or target outage of minutes is ridden out in the first retries, a longer one is
+# not hammered, and a sync's retries end before the hourly schedule has queued many runs behind it.
+RETRY_BACKOFF = 2.0
+MAX_RETRY_DELAY = timedelta(hours=1)
+
 # Reconciliation differences (all kinds, all objects of a run) above which the run fails, which is
 # what alerts: any difference means a record the target does not hold as Zuora does.
 RECONCILIATION_ALERT_THRESHOLD = 0
+
+WATCH_DAG_ID = "zuora_watch"
+ALERT_DEAD_LETTERS_VARIABLE = "zuora_etl_alert_dead_letters_threshold"
+ALERT_WATERMARK_LAG_VARIABLE = "zuora_etl_alert_watermark_lag_minutes"
+ALERT_REALERT_VARIABLE = "zuora_etl_alert_realert_minutes"
+# Open dead letters of one object above which the watch DAG alerts. A run that leaves records behind
+# already fails and alerts (summarize); this catches a backlog that stays and grows across runs,
+# which a hundred open letters is well past for any tenant (typical: none, or a handful being fixed).
+ALERT_DEAD_LETTERS_THRESHOLD = 100
+# Watermark lag that alerts: three missed runs of the hourly ERP syncs (six of the half-hourly CRM).
+# The lag is measured from the later of the watermark and the end of the last window a sync read
+# completely, so an object that simply had no changes in Zuora does not look stale.
+ALERT_WATERMARK_LAG = timedelta(minutes=180)
+# While a condition lasts, it is sent again this often: a reminder a few times a day, not every
+# 15-minute check.
+ALERT_REALERT_INTERVAL = timedelta(minutes=240)
+# How often the watch DAG looks: well inside the lag threshold, cheap (a few state-DB queries).
+WATCH_SCHEDULE = "*/15 * * * *"
+# Run deadline: a run still going after its DAG's average runtime (last RUN_DEADLINE_RUNS finished
+# runs, at least RUN_DEADLINE_MIN_RUNS of them, else no deadline) plus this margin alerts. Syncs take
+# minutes; half an hour past the average is "far past", not jitter or a slow Zuora page.
+RUN_DEADLINE_RUNS = 10
+RUN_DEADLINE_MIN_RUNS = 3
+RUN_DEADLINE_MARGIN = timedelta(minutes=30)
 # Data Query: Zuora runs a few jobs per tenant at once and queues or refuses the rest; a job may run
 # up to an hour; polling every 2 s costs little against a count that takes seconds to minutes.
 DATA_QUERY_MAX_JOBS = 3

@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from airflow.sdk import DAG, Param, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
+from .dag_defaults import deadline_alerts, default_args
 from .dag_factory import START_DATE
 from .errors import fail_fast
 from .families import usable_families
@@ -99,7 +100,8 @@ def build_sizing_dag() -> DAG:
         catchup=False,
         max_active_runs=1,  # two runs would double the Data Query jobs running on the tenant
         tags=["zuora", "sizing", "reports"],
-        default_args={"owner": "data-integration", "retries": 1, "retry_delay": RETRY_DELAY},
+        default_args=default_args("data-integration", 1, RETRY_DELAY),
+        deadline=deadline_alerts(DAG_ID),
         params={
             "daily_api_limit": Param(
                 None,

@@ -23,7 +23,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -71,6 +71,15 @@ DOWNLOAD_CHUNK_BYTES = 1 << 20
 ZUORA_EXTRA_KEYS = frozenset(
     {"entity_id", "zuora_version", "page_size", "max_attempts", "backoff_seconds", "timezone", "data_center"}
 )
+
+
+class LastCall(NamedTuple):
+    """The hook's last API call, for the page and batch log lines: Zuora's support finds a call by
+    its request id, and our own logs by the track id we sent."""
+
+    request_id: str | None
+    track_id: str | None
+    ms: int | None
 
 
 class ZuoraApiError(AirflowException):
@@ -223,6 +232,7 @@ class ZuoraHook(HttpHook):
         self.api_calls = 0  # calls to Zuora's API (token calls excluded), retries included
         self.token_calls = 0
         self.last_headers: Any = {}  # the last answer's headers (RateLimit-*, Concurrency-Limit-*)
+        self.last_call = LastCall(None, None, None)
 
     # ---------- connection ----------
     def get_conn(
@@ -389,6 +399,7 @@ class ZuoraHook(HttpHook):
                 raise ZuoraApiError(f"{method} {path} to {_no_answer(self.base_url, exc, options['timeout'])}") from exc
             request_id = r.headers.get("Zuora-Request-Id")
             self.last_headers = r.headers
+            self.last_call = LastCall(request_id, track, round((time.monotonic() - started) * 1000))
             self.log.debug(
                 "%s %s -> %s in %.0f ms (request %s, track %s)",
                 method,
