@@ -40,5 +40,9 @@ erp: venv  ## serve the reference ERP REST API on http://127.0.0.1:8790 (user er
 ui: venv  ## the Airflow UI on http://127.0.0.1:8080 (UI_PORT) with the emulator; prints the login; Ctrl-C stops
 	$(BIN)/python -m scripts.ui
 
-bench: venv
+bench: venv  ## sync benchmark (issue 11): 10k+100k items, latency 0 and 0.3 s; BENCH_ARGS="--items 1000000" for 1M
+	$(BIN)/pip install -q -r bench/requirements.txt
+	$(BIN)/python -m bench.harness $(BENCH_ARGS)
+
+bench-pages: venv  ## how fast the emulator serves Object Query pages (bench/results/emulator_pages.json)
 	$(BIN)/python bench/emulator_pages.py

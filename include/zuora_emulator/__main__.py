@@ -1,4 +1,4 @@
-"""`python -m include.zuora_emulator serve --port 8780 --scale small --seed 42`"""
+"""`python -m include.zuora_emulator serve --port 8780 --scale small --seed 42` (or `--accounts 4545`)"""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 import threading
 from pathlib import Path
 
-from .generator import SCALES
+from .generator import SCALES, sized_scale
 from .server import Emulator
 
 
@@ -21,6 +21,12 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=8780)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--scale", choices=list(SCALES), default="small")
+    serve.add_argument(
+        "--accounts",
+        type=int,
+        metavar="N",
+        help="size the tenant by account count instead of --scale (about 22 invoice items per account)",
+    )
     serve.add_argument("--seed", type=int, default=42)
     serve.add_argument(
         "--tz",
@@ -55,9 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     faults = json.loads(args.faults.read_text()) if args.faults else None
+    if args.accounts is not None and args.accounts < 1:
+        parser.error("--accounts must be at least 1")
+    scale = sized_scale(args.accounts) if args.accounts is not None else args.scale
     try:
         emulator = Emulator(
-            scale=args.scale,
+            scale=scale,
             seed=args.seed,
             tz=args.tz,
             faults=faults,
@@ -77,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     emulator.start()
     counts = emulator.store.counts()
     print(
-        f"Zuora emulator serving {args.scale} tenant (seed {args.seed}) at {emulator.base_url}",
+        f"Zuora emulator serving {scale} tenant (seed {args.seed}) at {emulator.base_url}",
         flush=True,
     )
     print(

@@ -13,16 +13,54 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
 from operator import itemgetter
 
 from .schema import OBJECTS
 
 # Accounts per scale; invoice items come to about 22 per account (large: over 1M items).
 SCALES = {"tiny": 12, "small": 120, "medium": 5_000, "large": 50_000}
+# A tenant sized by its account count instead of a named scale is the scale "accounts-<N>"
+# (the CLI's --accounts N): benches size tenants by invoice items (10k, 100k, 1M), which no named
+# scale hits.
+ACCOUNTS_PREFIX = "accounts-"
 HISTORY_MONTHS = 18
 # Bill runs post a whole scale's invoices within a few seconds, so that many records share one
 # updatedDate second (more than a 99-record page at every scale but tiny).
 BILL_RUN_SECONDS = {"tiny": 1, "small": 1, "medium": 20, "large": 120}
+
+
+def sized_scale(accounts: int) -> str:
+    """The scale name of a tenant with this many accounts (about 22 invoice items each)."""
+    if accounts < 1:
+        raise ValueError("a tenant needs at least one account")
+    return f"{ACCOUNTS_PREFIX}{accounts}"
+
+
+def scale_accounts(scale: str) -> int:
+    """Accounts of a named scale or of an `accounts-<N>` scale; ValueError for anything else."""
+    if scale in SCALES:
+        return SCALES[scale]
+    if scale.startswith(ACCOUNTS_PREFIX) and scale[len(ACCOUNTS_PREFIX) :].isdigit():
+        accounts = int(scale[len(ACCOUNTS_PREFIX) :])
+        if accounts >= 1:
+            return accounts
+    raise ValueError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)} or {ACCOUNTS_PREFIX}<N>")
+
+
+def bill_run_seconds(scale: str) -> int:
+    """A named scale's bill-run spread; a sized tenant's is interpolated between the named ones."""
+    if scale in BILL_RUN_SECONDS:
+        return BILL_RUN_SECONDS[scale]
+    accounts = scale_accounts(scale)
+    points = sorted((SCALES[name], seconds) for name, seconds in BILL_RUN_SECONDS.items())
+    for (a0, s0), (a1, s1) in pairwise(points):
+        if accounts <= a1:
+            return max(1, round(s0 + (s1 - s0) * max(0, accounts - a0) / (a1 - a0)))
+    (a0, s0), (a1, s1) = points[-2], points[-1]
+    return max(1, round(s1 + (s1 - s0) * (accounts - a1) / (a1 - a0)))
+
+
 FLUSH_ROWS = 5_000  # rows buffered per table before an executemany; bounds generator memory
 
 COMPANY_WORDS = [
@@ -220,14 +258,13 @@ class TenantGenerator:
     """Generates one tenant; `run()` writes it and returns the row count per object."""
 
     def __init__(self, conn: sqlite3.Connection, scale: str, seed: int, anchor: date) -> None:
-        if scale not in SCALES:
-            raise ValueError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
+        self.accounts = scale_accounts(scale)  # ValueError for an unknown scale
         self.conn, self.scale, self.seed = conn, scale, seed
         self.anchor = anchor
         self.anchor_epoch = _epoch(anchor)
         self.start = _month_start(anchor, -HISTORY_MONTHS)
         self.w = Writer(conn)
-        self.spread = BILL_RUN_SECONDS[scale]
+        self.spread = bill_run_seconds(scale)
 
     def _id(self, rng: random.Random) -> str:
         return f"8a{rng.getrandbits(120):030x}"
@@ -253,7 +290,7 @@ class TenantGenerator:
                     "effectiveEndDate": "2099-12-31",
                 },
             )
-        for i in range(SCALES[self.scale]):
+        for i in range(self.accounts):
             self._account(random.Random(self.seed * 1_000_003 + i), i)
         self.w.flush()
         self._number()

@@ -108,12 +108,26 @@ class Stats:
         self.reset()
 
     def reset(self) -> None:
+        # Requests still being answered keep counting down after a reset.
+        self.in_flight = getattr(self, "in_flight", 0)
         self.requests: dict[str, int] = {}
         self.statuses: dict[str, int] = {}
         self.tokens_issued = 0
         self.records_served = 0
         self.untracked = 0  # API requests without a Zuora-Track-Id header
         self.entity_ids: set[str] = set()  # Zuora-Entity-Ids values seen
+        # API requests (every route but admin and query files) being answered now, and the most at
+        # once since the last reset; Limits.max_in_flight counts Object Query only, since start.
+        self.max_in_flight = self.in_flight
+
+    def enter(self) -> None:
+        with self.lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def leave(self) -> None:
+        with self.lock:
+            self.in_flight -= 1
 
     def add(self, route: str, status: int, records: int = 0, track: str | None = None) -> None:
         with self.lock:
@@ -265,6 +279,8 @@ class Emulator:
                 "untracked_requests": s.untracked,
                 "entity_ids": sorted(s.entity_ids),
                 "max_in_flight": self.limits.max_in_flight,
+                "max_requests_in_flight": s.max_in_flight,
+                "rate_limited": s.statuses.get("429", 0),
                 "faults_injected": dict(self.faults.counts),
             }
 
@@ -343,6 +359,7 @@ class Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         path = url.path.rstrip("/") or "/"
         route, records, status = path, 0, 200
+        counted = False
         try:
             if path.startswith("/_admin"):
                 route = "admin"
@@ -352,6 +369,8 @@ class Handler(BaseHTTPRequestHandler):
                 route = "query-file"
                 self._query_file(path.rsplit("/", 1)[-1], headers)
                 return
+            emu.stats.enter()
+            counted = True
             fault = emu.faults.decide(path, method) if path != "/oauth/token" else None
             self._fault = fault
             if fault is not None:
@@ -418,6 +437,8 @@ class Handler(BaseHTTPRequestHandler):
                 headers,
             )
         finally:
+            if counted:
+                emu.stats.leave()
             self.emulator.stats.add(route, status, records, track)
             if self.headers.get("Zuora-Entity-Ids"):
                 self.emulator.stats.entity_ids.add(self.headers["Zuora-Entity-Ids"])

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import requests
@@ -107,3 +108,49 @@ def test_serve_refuses_an_unknown_disabled_object():
         timeout=60,
     )  # fmt: skip
     assert proc.returncode == 2 and "widgets" in proc.stderr
+
+
+def test_serve_sizes_the_tenant_by_accounts_and_reports_requests_in_flight():
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "include.zuora_emulator", "serve", "--port", str(port), "--accounts", "7",
+         "--latency-ms", "200"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert "accounts-7 tenant" in proc.stdout.readline()
+        assert proc.stdout.readline().split()[0] == "7"  # "  7 accounts, ... invoices, ... invoice items"
+        base = f"http://127.0.0.1:{port}"
+        assert requests.get(f"{base}/_admin/counts", timeout=5).json()["accounts"] == 7
+        assert requests.get(f"{base}/_admin/health", timeout=5).json()["scale"] == "accounts-7"
+        headers = _token(base)
+        requests.post(f"{base}/_admin/stats", timeout=5)
+        threads = [
+            threading.Thread(target=requests.get, args=(f"{base}/object-query/accounts",), kwargs={"headers": headers})
+            for _ in range(3)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        stats = requests.get(f"{base}/_admin/stats", timeout=5).json()
+        assert stats["requests"]["object-query"] == 3 and stats["rate_limited"] == 0
+        assert 2 <= stats["max_requests_in_flight"] <= 3  # 200 ms answers overlap
+        after_reset = requests.post(f"{base}/_admin/stats", timeout=5).json()
+        assert after_reset["max_requests_in_flight"] == 0 and after_reset["requests"] == {}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_serve_refuses_a_tenant_without_accounts():
+    proc = subprocess.run(
+        [sys.executable, "-m", "include.zuora_emulator", "serve", "--port", str(free_port()), "--accounts", "0"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and "--accounts" in proc.stderr

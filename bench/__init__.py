@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m bench.harness` (make bench) and the older single-purpose scripts."""
