@@ -96,6 +96,13 @@ def prepare_home(
         AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home}/airflow.db",
         # Admin -> Connections -> Test (fetches a Zuora token through ZuoraHook for zuora_default).
         AIRFLOW__CORE__TEST_CONNECTION="Enabled",
+        # One machine runs the API server, scheduler, DAG processor, triggerer and the tasks: a task's
+        # call to the execution API can wait several seconds for a busy API server. 30 s instead of
+        # Airflow's 5 keeps a slow answer from failing the task (seen on a loaded 2-core CI machine).
+        AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT="30",
+        # Re-parse each DAG file every 2 minutes, not 30 s: twelve files re-parsed every 30 s kept a
+        # 2-core machine's CPU busy and starved the API server. A DAG file edit shows within 2 minutes.
+        AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL="120",
         AIRFLOW_VAR_ZUORA_ETL_SETTLE_SECONDS="0",
     )
     env.update(local_connections(zuora_url, data_dir))
