@@ -37,9 +37,14 @@ def reports_root() -> ObjectStoragePath:
     return ObjectStoragePath(root)
 
 
+def run_folder(run_id: str) -> str:
+    """A run's folder name: its run id made safe for any file system or bucket."""
+    return re.sub(r"[^A-Za-z0-9_.+-]", "_", run_id)
+
+
 def report_dir(kind: str, run_id: str, root: ObjectStoragePath | None = None) -> ObjectStoragePath:
-    """`<root>/<kind>/<run_id>/`, created; the run id made safe for any file system or bucket."""
-    folder = (root or reports_root()) / kind / re.sub(r"[^A-Za-z0-9_.+-]", "_", run_id)
+    """`<root>/<kind>/<run folder>/`, created."""
+    folder = (root or reports_root()) / kind / run_folder(run_id)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 

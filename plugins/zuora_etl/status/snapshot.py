@@ -11,7 +11,6 @@ is created: the page only reads.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,6 +20,7 @@ import sqlalchemy as sa
 
 from ..families import Family
 from ..reconciliation_store import summary as reconciliation_table
+from ..reports import run_folder
 from ..sizing import sizing_table
 from ..state import dead_letters as dead_letters_table
 from ..state import runs as runs_table
@@ -29,7 +29,6 @@ from ..windows import hwm_variable, parse_instant
 # The last runs shown per family and object: enough to see a trend, short enough for one screen.
 RUNS_PER_OBJECT = 5
 # A report's files, as reports.report_dir names the run's folder.
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.+-]")
 
 
 @dataclass(frozen=True)
@@ -130,11 +129,6 @@ class Snapshot:
     reconciliation: ReconciliationStatus | None
     sizing: SizingStatus | None
     broken_families: dict[str, str] = field(default_factory=dict)  # family file -> why it does not load
-
-
-def run_folder(run_id: str) -> str:
-    """The folder name reports.report_dir gives a run (the run id made safe for any store)."""
-    return _UNSAFE.sub("_", run_id)
 
 
 def report_path(kind: str, run_id: str, name: str) -> str:

@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from airflow.sdk import ObjectStoragePath
+from zuora_etl.reports import run_folder
 from zuora_etl.status.page import render
-from zuora_etl.status.snapshot import build_snapshot, format_lag, report_path, run_folder
+from zuora_etl.status.snapshot import build_snapshot, format_lag, report_path
 
 from .conftest import FAMILY, NOW, OBJECT
 
