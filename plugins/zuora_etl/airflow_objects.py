@@ -12,6 +12,7 @@ import argparse
 from dataclasses import dataclass
 
 from . import settings
+from .alerts.channels import SLACK_CONN_ID, SMTP_CONN_ID, WEBHOOK_CONN_ID
 from .windows import hwm_variable
 
 
@@ -41,9 +42,9 @@ CONNECTIONS = [
         settings.STATE_CONN_ID,
         "The Zuora ETL state database: sync ledger, dead letters, runs, reconciliation and sizing results",
     ),
-    Described("zuora_alerts_webhook", "Alert channel: a JSON POST per alert to host (+ endpoint in extra)"),
-    Described("zuora_alerts_slack", "Alert channel: a Slack incoming webhook (the webhook URL)"),
-    Described("zuora_alerts_smtp", "Alert channel: e-mail through this SMTP server; extra `to`: list of addresses"),
+    Described(WEBHOOK_CONN_ID, "Alert channel: a JSON POST per alert to host (+ endpoint in extra)"),
+    Described(SLACK_CONN_ID, "Alert channel: a Slack incoming webhook (the webhook URL)"),
+    Described(SMTP_CONN_ID, "Alert channel: e-mail through this SMTP server; extra `to`: list of addresses"),
 ]
 
 VARIABLES = [

@@ -20,6 +20,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from ..settings import SINK_CONNECTIONS, STATE_CONN_ID, ZUORA_CONN_ID
 from .messages import Alert, mask, masked
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ CHANNELS = (WEBHOOK_CONN_ID, SLACK_CONN_ID, SMTP_CONN_ID)
 # Sender when the SMTP connection names none (extra `from_email`).
 DEFAULT_FROM_EMAIL = "zuora-etl@localhost"
 # Connections whose passwords an alert must never carry, beyond what Airflow's masker knows.
-_SECRET_CONNECTIONS = ("zuora_default", "zuora_crm_sink", "zuora_erp_sink", "zuora_etl_state", *CHANNELS)
+_SECRET_CONNECTIONS = (ZUORA_CONN_ID, *SINK_CONNECTIONS.values(), STATE_CONN_ID, *CHANNELS)
 
 SENT = "sent"
 
