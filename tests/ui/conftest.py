@@ -84,7 +84,7 @@ def _standalone_ui(tmp_path_factory: pytest.TempPathFactory, emu: Emulator, name
         standalone.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def airflow_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowUI]:
     """`airflow standalone` (scheduler, dag-processor, triggerer, API server and UI) on 127.0.0.1 and a
     free port, in its own AIRFLOW_HOME and metadata DB (not the in-process test session's), prepared
@@ -150,7 +150,7 @@ def _browser_unavailable() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     """Headless Chromium (Debian's), skipped with the reason where it is missing, failed under CI."""
     if reason := _browser_unavailable():
