@@ -7,7 +7,12 @@ VmHWM when it ends, so each task's figure is the process's exact peak RSS while 
 sampling gap). It includes what the process already held (Airflow, the DagBag, heap kept from earlier
 tasks); `rss_start_mib` says how much, and a task in its own worker process would start lower.
 
+`--bulk` is the run's `bulk` param: `never` (the default) reads every object by Object Query pages,
+the harness's `pipeline` contestant; `always` reads the first load by one Data Query export per
+object, its `data_query` contestant (the result's "contestant" says which).
+
     python -m bench.contestant_pipeline --zuora-url URL --sink-conn JSON --workdir DIR --out result.json
+                                        [--bulk {auto,always,never}]
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from bench.common import DAG_ID, FAMILY, OBJECTS, proc_status_mib, project_paths
 MIGRATED_DB_CACHE = Path(os.environ.get("ZUORA_BENCH_CACHE", Path.home() / ".cache" / "zuora_bench"))
 
 PROFILE_LINES = 60  # the profile summary's length: enough to see Airflow's and the pipeline's big callers
+BULK_CHOICES = ("auto", "always", "never")  # the sync DAGs' `bulk` param (zuora_etl.settings.BULK_CHOICES)
 
 
 class TaskMemory:
@@ -82,7 +88,13 @@ def make_listener(memory: TaskMemory) -> object:
     return Listener()
 
 
-def run(base: str, sink_conn: str, workdir: Path, profile: Path | None = None) -> dict[str, Any]:
+def contestant_name(bulk: str) -> str:
+    """The harness's name for a run with this `bulk` param: `data_query` when every first load is
+    read by Data Query export, else `pipeline` (auto reads a small first load by Object Query)."""
+    return "data_query" if bulk == "always" else "pipeline"
+
+
+def run(base: str, sink_conn: str, workdir: Path, profile: Path | None = None, bulk: str = "never") -> dict[str, Any]:
     project_paths()
     home = workdir / "airflow"
     home.mkdir(parents=True, exist_ok=True)
@@ -117,7 +129,7 @@ def run(base: str, sink_conn: str, workdir: Path, profile: Path | None = None) -
     get_listener_manager().add_listener(make_listener(memory))
     rss_before = proc_status_mib("VmRSS") or 0
     hwm_before = proc_status_mib("VmHWM") or 0
-    conf = {"start": None, "end": None, "dry_run": False, "slices": None}
+    conf = {"start": None, "end": None, "dry_run": False, "slices": None, "bulk": bulk}
     profiler = cProfile.Profile() if profile else None
     started = time.perf_counter()
     if profiler:
@@ -127,7 +139,9 @@ def run(base: str, sink_conn: str, workdir: Path, profile: Path | None = None) -
     wall = time.perf_counter() - started
     if profiler and profile:
         with profile.open("w") as fh:
-            fh.write(f"dag.test() of {DAG_ID}: {wall:.1f}s wall; main thread only (extract threads not seen)\n")
+            fh.write(
+                f"dag.test() of {DAG_ID} (bulk={bulk}): {wall:.1f}s wall; main thread only (extract threads not seen)\n"
+            )
             pstats.Stats(profiler, stream=fh).sort_stats("cumulative").print_stats(PROFILE_LINES)
     state = str(getattr(dag_run.state, "value", dag_run.state))
 
@@ -149,7 +163,8 @@ def run(base: str, sink_conn: str, workdir: Path, profile: Path | None = None) -
             )
     peaks = [t["peak_rss_mib"] for t in memory.tasks]
     return {
-        "contestant": "pipeline",
+        "contestant": contestant_name(bulk),
+        "bulk": bulk,
         "state": state,
         "wall_seconds": round(wall, 3),
         "records": sum(o["records"] for o in objects.values()),
@@ -171,9 +186,16 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--profile", type=Path, help="write a cProfile summary of dag.test() here")
+    parser.add_argument(
+        "--bulk",
+        choices=BULK_CHOICES,
+        default="never",
+        help="the run's `bulk` param: never = Object Query (the pipeline contestant), always = Data Query "
+        "export (the data_query contestant)",
+    )
     args = parser.parse_args()
     json.loads(args.sink_conn)  # fail early on a malformed connection
-    write_result(args.out, run(args.zuora_url, args.sink_conn, args.workdir, args.profile))
+    write_result(args.out, run(args.zuora_url, args.sink_conn, args.workdir, args.profile, args.bulk))
 
 
 if __name__ == "__main__":

@@ -10,14 +10,19 @@ into each sink (SQLite, and PostgreSQL when 127.0.0.1:5432 answers):
   bulk insert per sink (bench/contestant_raw.py); one paging pass serves both sinks, so each sink's row
   is that pass's read time plus its own insert time;
 - `dlt`: a dlt `rest_api` source into the same database (bench/contestant_dlt.py);
-- `data_query`: the bulk Data Query path, a placeholder row until that path exists.
+- `data_query`: the same DAG and harness as `pipeline`, run with the param `bulk=always`: the first
+  load reads each object by one Data Query export job (a few API calls per object) instead of
+  Object Query pages (⌈N/99⌉ calls). It loads into a target of its own (SQLite: data_query.db;
+  PostgreSQL: a second throwaway database, since both write the tables invoices and invoice_items)
+  from its own empty Airflow home; `pipeline` runs with `bulk=never`, the Object Query path.
 
 Every contestant runs in its own process, so its peak RSS is its own. The emulator counts each
 contestant's API calls, most requests in flight and 429s (its /_admin/stats, reset before each).
 Results: bench/results/<name>.json and .md (also printed).
 
     python -m bench.harness [--items 10000 100000] [--latency 0 0.3] [--sinks sqlite postgres]
-                            [--contestants pipeline raw dlt] [--name NAME]
+                            [--contestants pipeline raw dlt data_query] [--name NAME]
+                            [--results-dir DIR]
 """
 
 from __future__ import annotations
@@ -57,6 +62,8 @@ CONTESTANT_TIMEOUT_S = 4 * 3600
 EMULATOR_START_TIMEOUT_S = 1800
 PG_ADMIN_DSN = os.environ.get("BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 CONTESTANTS = ("pipeline", "raw", "dlt", "data_query")
+# The DAG-run contestants (bench/contestant_pipeline.py) and the `bulk` param each runs with.
+PIPELINE_BULK = {"pipeline": "never", "data_query": "always"}
 SINKS = ("sqlite", "postgres")
 FIELDS_JSON = ""  # set by main(): the fields every contestant requests
 
@@ -168,6 +175,12 @@ def dlt_missing() -> str | None:
     return None if proc.returncode == 0 else "skipped: dlt not installed (pip install -r bench/requirements.txt)"
 
 
+def _pg_conn(database: str) -> str:
+    """The pipeline's zuora_crm_sink connection (Airflow JSON) to a database of the local PostgreSQL."""
+    conn = {"conn_type": "postgres", "host": "127.0.0.1", "port": 5432, "login": "postgres", "schema": database}
+    return json.dumps(conn)
+
+
 def _row(scenario: dict, sink: str, contestant: str, **fields: Any) -> dict[str, Any]:
     return {
         "items_target": scenario["items_target"],
@@ -227,14 +240,17 @@ def run_scenario(items: int, latency: float, sinks: list[str], contestants: list
                     continue
                 if sink == "postgres":
                     name, dsn = stack.enter_context(throwaway_postgres(tag))
-                    conn = {"conn_type": "postgres", "host": "127.0.0.1", "port": 5432, "login": "postgres",
-                            "schema": name}  # fmt: skip
-                    dbs[sink] = {"pipeline": json.dumps(conn), "raw": dsn, "dlt": dsn}
+                    dbs[sink] = {"pipeline": _pg_conn(name), "raw": dsn, "dlt": dsn}
+                    if "data_query" in contestants:
+                        # Its own database: it writes the same tables as the pipeline.
+                        dq_name, _ = stack.enter_context(throwaway_postgres(f"{tag}_dq"))
+                        dbs[sink]["data_query"] = _pg_conn(dq_name)
                 else:
                     d = sdir / "sqlite"
                     d.mkdir(exist_ok=True)
                     dbs[sink] = {
                         "pipeline": json.dumps({"conn_type": "sqlite", "host": str(d / "pipeline.db")}),
+                        "data_query": json.dumps({"conn_type": "sqlite", "host": str(d / "data_query.db")}),
                         "raw": f"sqlite:///{d / 'raw.db'}",
                         "dlt": f"sqlite:///{d / 'dlt.db'}",
                     }
@@ -266,10 +282,6 @@ def run_scenario(items: int, latency: float, sinks: list[str], contestants: list
                 for contestant in contestants:
                     if contestant == "raw":
                         continue
-                    if contestant == "data_query":
-                        rows.append(_row(scenario, sink, contestant, status="pending",
-                                         reason="pending: no bulk Data Query path yet"))  # fmt: skip
-                        continue
                     if contestant in skip:
                         rows.append(_row(scenario, sink, contestant, status="skipped", reason=skip[contestant]))
                         continue
@@ -277,18 +289,16 @@ def run_scenario(items: int, latency: float, sinks: list[str], contestants: list
                     cdir = sdir / f"{contestant}-{sink}"
                     cdir.mkdir(exist_ok=True)
                     args = ["--zuora-url", emu.base, "--workdir", str(cdir)]
-                    args += ["--fields", FIELDS_JSON] if contestant == "dlt" else []
-                    if contestant == "pipeline" and profile_dir:
-                        args += ["--profile", str(profile_dir / f"profile-pipeline-{tag}-{sink}.txt")]
-                    args += (
-                        ["--sink-conn", dbs[sink]["pipeline"]]
-                        if contestant == "pipeline"
-                        else ["--db", dbs[sink]["dlt"]]
-                    )
+                    if contestant in PIPELINE_BULK:  # the DAG, by Object Query or by Data Query export
+                        module = "bench.contestant_pipeline"
+                        args += ["--sink-conn", dbs[sink][contestant], "--bulk", PIPELINE_BULK[contestant]]
+                        if profile_dir:
+                            args += ["--profile", str(profile_dir / f"profile-{contestant}-{tag}-{sink}.txt")]
+                    else:
+                        module = f"bench.contestant_{contestant}"
+                        args += ["--fields", FIELDS_JSON, "--db", dbs[sink]["dlt"]]
                     emu.reset_stats()
-                    status, res, reason = run_child(
-                        f"bench.contestant_{contestant}", args, cdir / "result.json", cdir / "run.log", timeout
-                    )
+                    status, res, reason = run_child(module, args, cdir / "result.json", cdir / "run.log", timeout)
                     stats = emu.stats()
                     if status != "ok":
                         rows.append(_row(scenario, sink, contestant, status=status, reason=reason, stats=stats))
@@ -380,15 +390,18 @@ NOTES = [
     "and pays dag.test's per-task overhead (see 'dag.test overhead').",
     "raw: one paging pass (single cursor, pageSize 99) serves every sink; a sink's wall = that pass + its "
     "own bulk insert (executemany into text columns on SQLite, COPY on PostgreSQL).",
-    "peak MB: pipeline = the largest per-task peak RSS (VmHWM reset at each task's start through "
+    "peak MB: pipeline and data_query = the largest per-task peak RSS (VmHWM reset at each task's start through "
     "/proc/self/clear_refs, read at its end: exact, no sampling; includes what the dag.test process "
     "already held); raw and dlt = the contestant process's peak RSS.",
     "API calls, in flight, 429s: the emulator's counters for that contestant (in flight = most API "
     "requests being answered at once, any route). raw's counters are for its one pass, shown on each sink.",
     "x limit and x dlt: wall / the raw limit's or dlt's wall in the same scenario and sink. SQLite: each "
     "contestant writes its own file in one directory; PostgreSQL: one throwaway database per scenario, "
-    "each contestant its own tables (dlt: schema dlt_bench).",
-    "data_query: a place for the bulk Data Query path, not built yet.",
+    "each contestant its own tables (dlt: schema dlt_bench), and a second one for data_query.",
+    "data_query: the pipeline's DAG with bulk=always (pipeline: bulk=never), from its own empty target and "
+    "Airflow home: the first load reads each object by one Data Query export job (submit, polls, result "
+    "file) instead of Object Query pages. API calls count the query jobs' submit and status calls; the "
+    "result file's download is not an API call (route query-file, left out, as for every contestant).",
 ]
 
 

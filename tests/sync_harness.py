@@ -64,7 +64,7 @@ class SyncEnv:
             task.retries = 0  # a failure must show now, not after a 5-minute retry delay
         try:
             # Every param is given: dag.test() keeps the conf of an earlier run on the cached DAG.
-            base = {"start": None, "end": None, "dry_run": False, "slices": None} if defaults else {}
+            base = {"start": None, "end": None, "dry_run": False, "slices": None, "bulk": "auto"} if defaults else {}
             run = dag.test(run_conf={**base, **(conf or {})})
         finally:
             for task in dag.tasks:

@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from .dataquery import DataQuery
+from .dataquery import MAX_OUTPUT_ROWS, DataQuery
 from .errors import ApiError
 from .faults import FaultInjector
 from .schema import (
@@ -159,6 +159,7 @@ class Emulator:
         port: int = 0,
         mark_bumps_updated: bool = True,
         query_job_delay_s: float = 0.2,
+        data_query_max_rows: int = MAX_OUTPUT_ROWS,
         disabled_objects: Iterable[str] = (),
         custom_fields: bool = True,
     ) -> None:
@@ -180,6 +181,7 @@ class Emulator:
         self._own_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="zuora-emulator-"))
         self.query_job_delay_s = query_job_delay_s
+        self.data_query_max_rows = data_query_max_rows
         self.httpd: ThreadingHTTPServer | None = None
         self.configure_tenant(disabled_objects=disabled_objects, custom_fields=custom_fields)
 
@@ -187,7 +189,9 @@ class Emulator:
     def start(self) -> Emulator:
         template = cached_tenant(self.scale, self.seed, self.anchor)
         self.store = Store.working_copy(template, self.workdir, self.clock, self.seed)
-        self.dataquery = DataQuery(self.store, self.workdir / "query-files", self.query_job_delay_s)
+        self.dataquery = DataQuery(
+            self.store, self.workdir / "query-files", self.query_job_delay_s, self.data_query_max_rows
+        )
         handler = type("Handler", (Handler,), {"emulator": self})
         self.httpd = Server((self.host, self.port), handler)
         self.port = self.httpd.server_address[1]

@@ -40,3 +40,17 @@ class TenantClock:
         if value.tzinfo is None:
             value = value.replace(tzinfo=self.tz)
         return value.timestamp()
+
+
+def zone_id(tz: tzinfo) -> str:
+    """How Trino names a time zone in a `timestamp with time zone` value: the IANA name
+    (`America/Los_Angeles`), `UTC`, or a fixed offset (`-08:00`)."""
+    key = getattr(tz, "key", None)
+    if key:
+        return key
+    offset = datetime.now(tz).utcoffset() or timedelta(0)
+    if not offset:
+        return "UTC"
+    sign = "-" if offset < timedelta(0) else "+"
+    minutes = abs(int(offset.total_seconds())) // 60
+    return f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"

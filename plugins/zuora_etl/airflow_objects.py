@@ -27,7 +27,7 @@ CONNECTIONS = [
     Described(
         settings.ZUORA_CONN_ID,
         "Zuora REST API: host = base URL, login = OAuth client id, password = client "
-        "secret; extra: entity_id, zuora_version, page_size, timezone",
+        "secret; extra: entity_id, zuora_version, page_size, max_in_flight, timezone",
     ),
     Described(
         settings.SINK_CONNECTIONS["crm"],

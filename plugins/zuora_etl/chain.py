@@ -77,7 +77,7 @@ def object_chain(
     if slices is not None:
         extract = ZuoraObjectQueryOperator.partial(
             task_id="extract", plan=plan, retry_dead_letters=retry_dead_letters, **common
-        ).expand(window=slices)
+        ).expand(windows=slices)
     else:
         extract = ZuoraObjectQueryOperator(
             task_id="extract", plan=plan, retry_dead_letters=retry_dead_letters, **common,

@@ -12,25 +12,29 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from .airflow_objects import variable_description
+from .bulk import count_window
 from .catalog import get_object
 from .chain import ObjectChain, Parent, check_mappings, object_chain
 from .dag_defaults import deadline_alerts, default_args
 from .errors import fail_fast
 from .families import Family, FamilyObject, get_family
-from .hooks.zuora import ZuoraHook
+from .hooks.zuora import DataQueryError, ZuoraApiError, ZuoraHook
 from .liveness import run_alive
 from .manifests import LoadResult, Moved, ObjectResults, RunPlan, RunRow, WindowDict
 from .mapping import cached_mapping
 from .params import sync_params
 from .pipeline import probe_volume
-from .planning import advance_watermarks, backfill_block, plan_run
-from .settings import STATE_CONN_ID, SYNC_MAX_ACTIVE_RUNS
+from .planning import Counted, advance_watermarks, backfill_block, plan_run, slice_groups
+from .settings import BULK_MIN_RECORDS, STATE_CONN_ID, SYNC_MAX_ACTIVE_RUNS
 from .staging import run_dir, staging_root
 from .state import StateStore
 from .summary import clean_staging, summarize
 from .windows import Window, parse_instant
 
 log = logging.getLogger(__name__)
+# Answers to a Data Query call that mean the feature is off for the tenant or the user: the plan does
+# without a count instead of failing.
+DATA_QUERY_UNAVAILABLE = frozenset({400, 403, 404})
 START_DATE = datetime(2025, 1, 1, tzinfo=UTC)
 
 
@@ -55,7 +59,8 @@ def _doc(family: Family) -> str:
 - **Watermarks**: Variables `zuora_hwm__{family.family}__<object>`.
 - **Params**: `start` / `end` (ISO date or datetime) read that range and leave the watermarks alone;
   `dry_run` reports what loading would change and writes nothing; `slices` splits each window into
-  that many parallel extracts.
+  that many parallel extracts; `bulk` (auto, always, never) reads a first load or a long backfill
+  by Data Query export (auto: when Zuora counts at least {BULK_MIN_RECORDS:,} records in it).
 - A record outside its selection is skipped, or canceled in the target if it was delivered before.
   Anything left behind (quarantined, refused, held) waits in `zuora_etl_dead_letters`, fails the
   run, and is read again by the next run.
@@ -124,6 +129,7 @@ def plan_task(family: Family):
                 density=lambda obj: state.recent_density(family.family, obj),
                 chosen_interval=chose_interval(ctx), backfill_end=lambda: chain_end(ctx, family),
                 probe=lambda obj, window: probe(family, obj, window),
+                count=lambda obj, window: count(family, obj, window),
             )  # fmt: skip
         except ValueError as exc:
             raise AirflowFailException(str(exc)) from None  # a bad param: no retry can fix it
@@ -146,10 +152,11 @@ def plan_task(family: Family):
 
 def slices_task(name: str):
     @task(task_id="slices")
-    def slices(run_plan: RunPlan) -> list[WindowDict | None]:
-        """The object's time slices, one mapped extract each (one reading nothing when the window
-        is empty, so the chain still reports)."""
-        return list(run_plan["objects"][name]["windows"]) or [None]
+    def slices(run_plan: RunPlan) -> list[list[WindowDict]]:
+        """The object's time slices in contiguous groups, one mapped extract each, which reads its
+        group's slices in threads (one extract reading nothing when the window is empty, so the
+        chain still reports)."""
+        return slice_groups(run_plan["objects"][name])
 
     return slices
 
@@ -159,6 +166,29 @@ def probe(family: Family, name: str, window: Window) -> tuple[datetime | None, f
     with fail_fast():
         hook = ZuoraHook(track_prefix=f"{family.dag_id}.plan")
         return probe_volume(hook, get_object(name), family.get(name).filters, window)
+
+
+def count(family: Family, name: str, window: Window) -> Counted | None:
+    """Zuora's Data Query count of a long window: the object and its children in the family. None
+    where Data Query is not available to the connection (the probe then sizes the slices, and the
+    window is read by Object Query)."""
+    children = [(get_object(o.name), o.parent.key, o.filters) for o in family.objects
+                if o.parent and o.parent.object == name]  # fmt: skip
+    with fail_fast():
+        hook = ZuoraHook(track_prefix=f"{family.dag_id}.plan")
+        try:
+            records, total, first = count_window(hook, get_object(name), family.get(name).filters, window, children)
+        except DataQueryError as exc:
+            log.warning("Data Query could not count %s (%s); sizing the window with one Object Query page", name, exc)
+            return None
+        except ZuoraApiError as exc:
+            if exc.status not in DATA_QUERY_UNAVAILABLE:
+                raise
+            log.warning("Data Query is not available (%s); sizing the window with one Object Query page", exc)
+            return None
+    log.info("Zuora counts %d %s (%d with their children) in [%s, %s)", records, name, total,
+             window.lo or "the beginning", window.hi)  # fmt: skip
+    return Counted(records, total, first)
 
 
 def chain_end(ctx, family: Family) -> datetime | None:

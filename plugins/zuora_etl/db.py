@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from airflow.sdk import BaseHook
@@ -77,3 +79,44 @@ def add_missing_columns(engine: sa.Engine, table: sa.Table) -> None:
         except sa.exc.DBAPIError:
             if column.name not in {c["name"] for c in sa.inspect(engine).get_columns(table.name)}:
                 raise
+
+
+def copies(dialect: sa.Dialect) -> bool:
+    """Whether rows can be COPYed (PostgreSQL through psycopg 3, whose cursors have `copy`)."""
+    return dialect.name == "postgresql" and dialect.driver == "psycopg"
+
+
+def insert_rows(conn: sa.Connection, table: sa.Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Insert many rows (tuples in `columns` order) in the open transaction, without SQLAlchemy's
+    per-row parameter handling, which costs more than the database's own work for 100,000 rows:
+    COPY on psycopg 3, else the driver's executemany. Each value goes through its column type's bind
+    processor first, so what is stored is exactly what `conn.execute(table.insert(), dicts)` stores.
+    A refusal is raised as SQLAlchemy's DBAPIError, as that would be."""
+    if not rows:
+        return
+    dialect = conn.dialect
+    processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns]
+    if any(processors):
+        converted = [
+            [p(v) for v in column] if p else column
+            for p, column in zip(processors, zip(*rows, strict=True), strict=True)
+        ]
+        rows = list(zip(*converted, strict=True))
+    quote = dialect.identifier_preparer.quote
+    names = ", ".join(quote(n) for n in columns)
+    target = quote(table.name)
+    if copies(dialect):
+        sql = f"COPY {target} ({names}) FROM STDIN"
+        error = dialect.loaded_dbapi.Error
+        try:
+            with conn.connection.driver_connection.cursor() as cur, cur.copy(sql) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        except error as exc:
+            raise sa.exc.DBAPIError.instance(sql, None, exc, error) from exc
+        return
+    if dialect.paramstyle not in ("qmark", "format", "pyformat"):
+        conn.execute(table.insert(), [dict(zip(columns, row, strict=True)) for row in rows])
+        return
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    conn.exec_driver_sql(f"INSERT INTO {target} ({names}) VALUES ({', '.join([mark] * len(columns))})", list(rows))

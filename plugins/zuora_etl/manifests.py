@@ -27,6 +27,9 @@ class ObjectPlan(TypedDict):
     watermark: str | None  # the watermark before the run (None for a first load or a replay)
     by_parent: str | None  # read by the ids of this parent object's records in the run
     id_parts: list[str]  # staged parts with an `id` column: read exactly these records (replay)
+    tasks: NotRequired[int]  # mapped extracts reading `windows` in contiguous groups, by threads (default: one each)
+    bulk: NotRequired[bool]  # read by Data Query export (a first load or long backfill), see bulk.py
+    expected: NotRequired[int]  # records Zuora counted in the window (object and children), when asked
 
 
 class RunPlan(TypedDict):
@@ -40,6 +43,14 @@ class RunPlan(TypedDict):
     force: bool  # rewrite rows even when their updated_date equals the target's (replay)
     backfill: NotRequired[str]  # how the range was asked for: params, a backfill run, a data interval
     requested: NotRequired[int]  # replay: how many records were asked for
+
+
+class BulkRead(TypedDict):
+    """What a Data Query export read: its jobs and the instant its data is as of."""
+
+    jobs: list[str]
+    snapshot: str  # ISO; the watermark stops BULK_WATERMARK_MARGIN before it
+    parts: list[str]  # the parts the exports wrote (others of the read came by id)
 
 
 class ExtractResult(TypedDict):
@@ -56,6 +67,8 @@ class ExtractResult(TypedDict):
     gone_ids: list[str]  # dead-lettered ids Zuora no longer returns under the family's filters
     retried: int  # dead-lettered records read again by id
     extract_seconds: float
+    filters: NotRequired[list[str]]  # the family's filters of the read (a bulk child's parent scope)
+    bulk: NotRequired[BulkRead]  # present when read by Data Query export
 
 
 class ColumnFailure(TypedDict):

@@ -11,6 +11,7 @@ from airflow.sdk import Param
 
 from .catalog import OBJECTS
 from .families import Family
+from .settings import BULK_CHOICES
 
 # An ISO-8601 date or datetime, as typed on the CLI or produced by the form's date picker; checked
 # by a pattern because jsonschema checks the `date-time` format only with an optional package. The
@@ -49,6 +50,15 @@ def sync_params() -> dict[str, Param]:
             title="Parallel slices",
             description="Split each window into this many time slices, extracted in parallel (mapped tasks). "
             "Empty: chosen by the expected volume.",
+        ),
+        "bulk": Param(
+            "auto",
+            type="string",
+            enum=list(BULK_CHOICES),
+            title="Bulk export (Data Query)",
+            description="How a long window is read. auto: one Data Query export per object when a first load or a "
+            "long backfill holds more records than the bulk threshold (a count asked of Zuora first), else "
+            "Object Query; always: every window by export; never: Object Query only (the incremental path).",
         ),
     }
 

@@ -22,12 +22,12 @@ from .conditions import Condition, passing
 from .decisions import decide
 from .hooks.zuora import ACTION_BATCH, ZuoraApiError, ZuoraHook
 from .logfmt import logfmt
-from .manifests import ExtractResult, HeldParents, LoadResult, TransformResult
+from .manifests import BulkRead, ExtractResult, HeldParents, LoadResult, TransformResult
 from .mapping import CARRY_PREFIX, Mapping, apply_mapping
 from .settings import DRY_RUN_SAMPLES
 from .sinks import Sink
 from .sinks.base import ACTION_COLUMN, LAST_DIGEST_COLUMN, PARENT_COLUMN
-from .staging import PartWriter, read_frame, read_frames, write_frame
+from .staging import PartWriter, part_rows_for, read_frame, read_frames, write_frame
 from .state import CANCELED, PENDING, StateStore
 from .windows import Window, parse_instant
 
@@ -89,10 +89,11 @@ def extract_pages(
     directory: ObjectStoragePath,
     prefix: str,
     read: str = "query",
+    part_rows: int = 0,
 ) -> dict:
     """One query (a window slice and the family's filters) into Parquet parts; `read` names it in
-    the page log lines."""
-    writer = PartWriter(directory, prefix, fields)
+    the page log lines; `part_rows`: see `staging.PartWriter`."""
+    writer = PartWriter(directory, prefix, fields, part_rows)
     streamed = _stream(hook, obj, fields, filters, writer, read)
     writer.flush()
     return {"parts": writer.parts, "rows": writer.rows, **streamed}
@@ -116,7 +117,17 @@ def merge(manifests: Sequence[dict]) -> dict:
         for k in sums:
             if k in m:
                 out[k] = round(out.get(k, 0) + m[k], 3)
+        if "bulk" in m and out["bulk"] is not m["bulk"]:  # exports of several slices: all jobs and parts
+            out["bulk"] = _merge_exports(out["bulk"], m["bulk"])
     return out
+
+
+def _merge_exports(a: BulkRead, b: BulkRead) -> BulkRead:
+    return {
+        "jobs": [*a["jobs"], *b["jobs"]],
+        "snapshot": min(a["snapshot"], b["snapshot"], key=parse_instant),
+        "parts": [*a["parts"], *b["parts"]],
+    }
 
 
 def probe_volume(
@@ -154,7 +165,7 @@ def stage_ids(directory: ObjectStoragePath, name: str, ids: Sequence[str]) -> li
 
 
 def extract_windows(
-    make_hook,
+    make_hook: Callable[[], ZuoraHook],
     obj: ZuoraObject,
     fields: list[str],
     filters: list[str],
@@ -162,25 +173,30 @@ def extract_windows(
     directory: ObjectStoragePath,
     prefix: str = "raw-s",
 ) -> dict:
-    """Extract each window slice, in parallel threads (each with its own hook and token); part
-    names carry `prefix` (mapped tasks put their map index in it, so no two tasks share a name)."""
+    """Extract each window slice, several at once in threads (as many as the connection's
+    `max_in_flight`), sharing one hook: one token, one pool of connections, the process's
+    concurrency gate. Part names carry `prefix` (mapped tasks put their map index in it, so no two
+    tasks share a name)."""
+    hook = make_hook()
+    threads = min(len(windows), hook.max_in_flight if len(windows) > 1 and hook.get_conn() else 1)
+    part_rows = part_rows_for(threads)
 
     def one(i: int, window: Window) -> dict:
-        hook = make_hook()
         lo = window.lo.isoformat() if window.lo else "beginning"
         read = f"window[{lo},{window.hi.isoformat()}) slice {i + 1}/{len(windows)}"
-        manifest = extract_pages(hook, obj, fields, [*window.filters(), *filters], directory, f"{prefix}{i:02d}", read)
-        manifest["api_calls"] = hook.api_calls
-        return manifest
+        scoped = [*window.filters(), *filters]
+        return extract_pages(hook, obj, fields, scoped, directory, f"{prefix}{i:02d}", read, part_rows)
 
-    if len(windows) <= 1:
-        return merge([one(i, w) for i, w in enumerate(windows)])
-    with ThreadPoolExecutor(max_workers=len(windows)) as pool:
-        return merge(list(pool.map(one, range(len(windows)), windows)))
+    if threads <= 1:
+        reads = [one(i, w) for i, w in enumerate(windows)]
+    else:
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="slices") as pool:
+            reads = list(pool.map(one, range(len(windows)), windows))
+    return {**merge(reads), "api_calls": hook.api_calls}
 
 
 def extract_ids(
-    hook: ZuoraHook,
+    make_hook: Callable[[], ZuoraHook],
     obj: ZuoraObject,
     key: str,
     ids: list[str],
@@ -189,20 +205,35 @@ def extract_ids(
     directory: ObjectStoragePath,
     prefix: str = "raw-ids",
 ) -> dict:
-    """Extract the records whose `key` is one of `ids` (children of given parents, or replay)."""
-    writer = PartWriter(directory, prefix, fields)
-    pages, max_updated = 0, None
+    """Extract the records whose `key` is one of `ids` (children of given parents, or replay), in
+    chunks of IN_CHUNK ids read by as many threads as the connection lets one process send calls
+    at once (`max_in_flight`). The threads share one hook (one token, one pool of connections,
+    the process's concurrency gate); each writes its own parts."""
     unique = list(dict.fromkeys(i for i in ids if i))
-    chunks = -(-len(unique) // IN_CHUNK)
-    for start in range(0, len(unique), IN_CHUNK):
-        chunk_filter = f"{key}.IN:[{','.join(unique[start : start + IN_CHUNK])}]"
-        read = f"{key} in ids {start + 1}-{min(start + IN_CHUNK, len(unique))} of {len(unique)} ({chunks} chunks)"
-        streamed = _stream(hook, obj, fields, [chunk_filter, *filters], writer, read)
-        pages += streamed["pages"]
-        max_updated = _newer(max_updated, streamed["max_updated"])
-    writer.flush()
-    return {"parts": writer.parts, "rows": writer.rows, "pages": pages, "max_updated": max_updated,
-            "api_calls": hook.api_calls}  # fmt: skip
+    chunks = [unique[start : start + IN_CHUNK] for start in range(0, len(unique), IN_CHUNK)]
+    hook = make_hook()
+    workers = min(hook.max_in_flight if chunks and hook.get_conn() else 1, max(1, len(chunks)))
+
+    def one(worker: int) -> dict:
+        name = f"{prefix}-t{worker:02d}" if workers > 1 else prefix
+        writer = PartWriter(directory, name, fields, part_rows_for(workers))
+        pages, max_updated = 0, None
+        for n in range(worker, len(chunks), workers):  # chunks dealt round-robin: equal shares
+            chunk = chunks[n]
+            lo = n * IN_CHUNK
+            read = f"{key} in ids {lo + 1}-{lo + len(chunk)} of {len(unique)} (chunk {n + 1}/{len(chunks)})"
+            streamed = _stream(hook, obj, fields, [f"{key}.IN:[{','.join(chunk)}]", *filters], writer, read)
+            pages += streamed["pages"]
+            max_updated = _newer(max_updated, streamed["max_updated"])
+        writer.flush()
+        return {"parts": writer.parts, "rows": writer.rows, "pages": pages, "max_updated": max_updated}
+
+    if workers == 1:
+        result = one(0)
+    else:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"ids-{obj.name}") as pool:
+            result = merge(list(pool.map(one, range(workers))))
+    return {**result, "api_calls": hook.api_calls}
 
 
 def read_ids(parts: Sequence[str], column: str = "id", conditions: Sequence[Condition] = ()) -> list[str]:

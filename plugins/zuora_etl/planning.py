@@ -6,19 +6,24 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from croniter import croniter
 
 from .families import Family
 from .manifests import LoadResult, Mode, Moved, ObjectPlan, RunPlan, WindowDict
 from .settings import (
+    BULK_MIN_RECORDS,
+    BULK_ROWS_PER_EXPORT,
     FIRST_LOAD_SLICES,
     FIRST_LOAD_SPAN_DAYS,
     INITIAL_WATERMARK_VARIABLE,
     MAX_COALESCED_RUNS,
+    MAX_IN_FLIGHT_PER_PROCESS,
     MAX_SLICES,
     SETTLE_VARIABLE,
     SLICE_TARGET_ROWS,
+    SUBSLICE_TARGET_ROWS,
 )
 from .windows import Window, hwm_variable, incremental_window, parse_instant, range_window
 
@@ -36,6 +41,32 @@ def slice_count(window: Window, density: float | None, fixed: int | None = None,
     return max(1, min(MAX_SLICES, math.ceil(density * span / SLICE_TARGET_ROWS)))
 
 
+class Counted(NamedTuple):
+    """What Zuora counted in a window (a Data Query count): the object's records, the total with
+    its children in the family (an invoice's items), and the oldest updatedDate (None when empty)."""
+
+    records: int
+    total: int
+    first: datetime | None
+
+
+def thread_count(window: Window, density: float | None, slices: int, first: datetime | None = None) -> int:
+    """Threads of each mapped extract: its slice is cut into sub-slices of about SUBSLICE_TARGET_ROWS
+    expected records, read at once, at most MAX_IN_FLIGHT_PER_PROCESS; one without an estimate."""
+    if not density or slices < 1:
+        return 1
+    per_slice = density * (window.hi - window.split_origin(first)).total_seconds() / slices
+    return max(1, min(MAX_IN_FLIGHT_PER_PROCESS, math.ceil(per_slice / SUBSLICE_TARGET_ROWS)))
+
+
+def reads_in_bulk(bulk_param: str, counted: Counted | None) -> bool:
+    """Whether a window is read by Data Query export: always, never, or (auto) when Zuora counted
+    at least BULK_MIN_RECORDS records in it (object and children)."""
+    if bulk_param in ("always", "never"):
+        return bulk_param == "always"
+    return counted is not None and counted.total >= BULK_MIN_RECORDS
+
+
 def plan_run(
     family: Family,
     params: dict,
@@ -50,6 +81,7 @@ def plan_run(
     chosen_interval: bool = False,
     backfill_end: Callable[[], datetime | None] | None = None,
     probe: Callable[[str, Window], tuple[datetime | None, float | None]] | None = None,
+    count: Callable[[str, Window], Counted | None] | None = None,
 ) -> RunPlan:
     """What each object reads in this run.
 
@@ -59,7 +91,15 @@ def plan_run(
     - otherwise: from each object's watermark (minus the overlap) to now minus the settle lag.
     `dry_run` reads and transforms, then reports what loading would change; nothing is written.
     A window is split into slices (one mapped extract each), see `slice_count`.
+
+    A long window with no recent runs to estimate from is counted (`count`: a Data Query count of
+    the object and its children, cheap) or else probed (`probe`: one Object Query page). Param
+    `bulk` decides how it is read: `always` by Data Query export, `never` by Object Query, `auto`
+    (default) by export when the count reaches BULK_MIN_RECORDS. An export is one job per object
+    and slice, a slice per BULK_ROWS_PER_EXPORT counted records; the object's children follow their
+    parent's way.
     """
+    bulk_param = params.get("bulk") or "auto"
     settle = get_variable(SETTLE_VARIABLE)
     settle_s = int(settle) if settle not in (None, "") else family.settle_seconds
     initial = get_variable(INITIAL_WATERMARK_VARIABLE) or None
@@ -79,6 +119,8 @@ def plan_run(
     for o in family.objects:
         if o.parent:
             objects[o.name] = {"windows": [], "watermark": None, "by_parent": o.parent.object, "id_parts": []}
+            if objects.get(o.parent.object, {}).get("bulk"):
+                objects[o.name]["bulk"] = True
             continue
         watermark = get_variable(hwm_variable(family.family, o.name))
         window = fixed or incremental_window(watermark, initial, now, family.overlap_seconds, settle_s)
@@ -86,11 +128,28 @@ def plan_run(
             window = None
         fixed_slices = params.get("slices") or family.slices
         expected, first = density(o.name), None
+        counted = None
+        if window and window.is_long() and count and (bulk_param == "auto" or expected is None):
+            counted = count(o.name, window)  # a first load or a long backfill: Zuora counts it
+            if counted is not None and expected is None:
+                first = counted.first
+                expected = counted.records / max(1.0, (window.hi - window.split_origin(first)).total_seconds())
         if window and expected is None and not fixed_slices and probe and window.is_long():
-            first, expected = probe(o.name, window)  # a first load or an early backfill: ask Zuora
-        count = slice_count(window, expected, fixed_slices, first) if window else 0
-        windows = [w.to_dict() for w in window.split(count, first)] if window else []
+            first, expected = probe(o.name, window)  # no count: one page tells something
+        bulk = bool(window) and reads_in_bulk(bulk_param, counted)
+        if bulk:  # one export per slice, each under Data Query's output limit
+            slices = max(1, math.ceil(counted.total / BULK_ROWS_PER_EXPORT)) if counted else 1
+        else:
+            slices = slice_count(window, expected, fixed_slices, first) if window else 0
+        threads = 1 if bulk or fixed_slices or not window else thread_count(window, expected, slices, first)
+        windows = [w.to_dict() for w in window.split(slices * threads, first)] if window else []
         objects[o.name] = {"windows": windows, "watermark": watermark, "by_parent": None, "id_parts": []}
+        if threads > 1:
+            objects[o.name]["tasks"] = slices
+        if bulk:
+            objects[o.name]["bulk"] = True
+        if counted is not None:
+            objects[o.name]["expected"] = counted.total
     plan: RunPlan = {"family": family.family, "mode": mode, "run_id": run_id, "staging_dir": staging_dir,
                      "objects": objects, "force": False}  # fmt: skip
     if how:
@@ -125,6 +184,16 @@ def requested_range(
     if lo and hi and lo < hi and (run_type == "backfill" or chosen_interval):
         return Window(parse_instant(lo), parse_instant(hi)), "backfill run" if run_type == "backfill" else "interval"
     return None, None
+
+
+def slice_groups(obj_plan: ObjectPlan) -> list[list[WindowDict]]:
+    """An object's windows as the groups its mapped extracts read: `tasks` contiguous groups, or
+    one window each; `[[]]` when there is none (one extract that reads nothing)."""
+    windows = list(obj_plan["windows"])
+    tasks = obj_plan.get("tasks") or len(windows)
+    if not windows:
+        return [[]]
+    return [windows[i * len(windows) // tasks : (i + 1) * len(windows) // tasks] for i in range(tasks)]
 
 
 def should_advance(plan: RunPlan) -> bool:

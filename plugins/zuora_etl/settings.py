@@ -15,8 +15,12 @@
 | first load start | whole history | Variable `zuora_etl_initial_watermark` |
 | slices per window | automatic by expected volume | family `slices` (fixed), param `slices` |
 | rows per slice (automatic) | 50,000 | - |
+| Zuora calls in flight per task process (threads) | 8 | `zuora_default` extra `max_in_flight` |
 | most slices of one window | 8 | - |
+| threads of one mapped extract (sub-slices) | by the expected volume: 5,000 records each, at most 8 | - |
 | runs of one Airflow backfill read together | up to 9,000 | - |
+| bulk export (Data Query) instead of Object Query | long windows of at least 100,000 records | param `bulk` |
+| watermark after a bulk export | the export's snapshot minus 1 h | - |
 | replay approval threshold | 1,000 records | Variable `zuora_etl_replay_approval_threshold` |
 | dry-run difference samples | 5 per object | - |
 | systemic rejection ratio | 0.5 | family `systemic_reject_ratio` |
@@ -121,15 +125,40 @@ DEFAULT_OVERLAP_S = 300
 # now minus this keeps a record committed late from falling behind an advanced watermark.
 DEFAULT_SETTLE_S = 120
 
+# Zuora calls one task process sends at once (its slices or chunks of ids read in threads; connection
+# extra `max_in_flight` overrides): 8 threads in each of 5 `zuora_api` pool slots make 40, the lowest
+# Object Query concurrency limit Zuora gives a tenant. The hooks' gate also pauses before Zuora's own
+# Concurrency-Limit-Remaining runs out (hooks/concurrency.py).
+MAX_IN_FLIGHT_PER_PROCESS = 8
+
 # Automatic slicing: a window expected to hold more than this many records is split so that each
 # mapped extract reads about this many (a few minutes of paging at Zuora's 0.2-1 s per page of 99),
 # and no more than MAX_SLICES: each slice holds one `zuora_api` pool slot and one Zuora cursor.
 SLICE_TARGET_ROWS = 50_000
 MAX_SLICES = 8
+# Within one mapped extract, a slice expected to hold more than this many records is cut into
+# sub-slices read by threads at once (at most MAX_IN_FLIGHT_PER_PROCESS): 5,000 records are about 50
+# pages, under a minute at Zuora's pace, below which a thread's start costs more than it saves.
+SUBSLICE_TARGET_ROWS = 5_000
 # A window with no history to estimate from (a first load, a backfill before any sync) longer than
 # this is split into FIRST_LOAD_SLICES: volume unknown, but a tenant's history is rarely small.
 FIRST_LOAD_SPAN_DAYS = 30
 FIRST_LOAD_SLICES = 4
+
+# Bulk first loads: a long window (a first load, a backfill of more than FIRST_LOAD_SPAN_DAYS) whose
+# object and children hold at least BULK_MIN_RECORDS records (a Data Query count asked first) is
+# read by one Data Query export per object instead of Object Query pages: 100,000 records are about
+# 1,000 Object Query calls, a tenth of an API sandbox's daily budget, against a handful for an export.
+# Param `bulk` (auto, always, never) overrides.
+BULK_CHOICES = ("auto", "always", "never")
+BULK_MIN_RECORDS = 100_000
+# The watermark after an export stops this far before the export's snapshot: Data Query reads a copy
+# of the tenant that may trail live data by minutes, so the next incremental run reads the last hour
+# again through Object Query (cheap, and rewriting a row with the same data changes nothing).
+BULK_WATERMARK_MARGIN = timedelta(hours=1)
+# Records one export is planned to hold: half of Data Query's 500,000-row output limit, room for a
+# window whose records bunch (a bill run); an export that reaches the limit is split again (bulk.py).
+BULK_ROWS_PER_EXPORT = 250_000
 
 # Runs of one Airflow backfill read by its first run in one range (see planning.backfill_block):
 # a year of an hourly DAG, in one message to the API server.
@@ -154,6 +183,9 @@ SYSTEMIC_REJECT_MIN_ROWS = 20
 # Rows per raw part: bounds extraction memory (a part of 20k wide rows is a few tens of MB) while
 # keeping Parquet files large enough to compress and read efficiently.
 PART_ROWS = 20_000
+# Threads of one task split that budget (8 threads: parts of 2,500), but parts stay at least this
+# large: a Parquet file per few hundred rows would cost more to write and list than it saves.
+MIN_PART_ROWS = 2_500
 # A failed run's staging is kept for a rerun of its failed tasks; after this long a later
 # successful run of the family sweeps it.
 STAGING_RETENTION_S = 7 * 86400

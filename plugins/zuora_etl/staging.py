@@ -49,10 +49,13 @@ def as_text(value: Any) -> str | None:
 
 
 class PartWriter:
-    """Streams records into numbered Parquet parts of at most `settings.PART_ROWS` rows, all columns text."""
+    """Streams records into numbered Parquet parts of at most `part_rows` rows (default
+    `settings.PART_ROWS`), all columns text. Writers of one task's threads share that budget: each
+    takes `part_rows_for(threads)`."""
 
-    def __init__(self, directory: ObjectStoragePath, prefix: str, fields: list[str]) -> None:
+    def __init__(self, directory: ObjectStoragePath, prefix: str, fields: list[str], part_rows: int = 0) -> None:
         self.directory, self.prefix, self.fields = directory, prefix, fields
+        self.part_rows = part_rows or settings.PART_ROWS
         self.lookup = {f.lower(): f for f in fields}  # Zuora may answer crmAccountId__c for CRMAccountId__c
         self.field_set = set(fields)
         self.buffer: dict[str, list] = {f: [] for f in fields}
@@ -69,7 +72,7 @@ class PartWriter:
                 value = rec.get(name)
                 buffer[name].append(value if value is None or value.__class__ is str else as_text(value))
             self.buffered += 1
-            if self.buffered >= settings.PART_ROWS:
+            if self.buffered >= self.part_rows:
                 self.flush()
                 buffer = self.buffer
 
@@ -83,6 +86,13 @@ class PartWriter:
         self.rows += self.buffered
         self.buffer = {f: [] for f in self.fields}
         self.buffered = 0
+
+
+def part_rows_for(threads: int) -> int:
+    """Rows per part for each of `threads` writers of one task: together they buffer no more than
+    one writer alone (memory stays flat whatever the threads); never under MIN_PART_ROWS, never
+    over PART_ROWS."""
+    return min(settings.PART_ROWS, max(settings.MIN_PART_ROWS, settings.PART_ROWS // max(1, threads)))
 
 
 def write_table(path: ObjectStoragePath, table: pa.Table) -> None:

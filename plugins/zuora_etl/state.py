@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from .db import add_missing_columns, create_tables, engine_for
+from .db import add_missing_columns, create_tables, engine_for, insert_rows
 from .settings import STATE_CONN_ID
 
 metadata = sa.MetaData()
@@ -128,6 +128,7 @@ call_budget = sa.Table(
 )
 
 LEDGER_CHUNK = 5_000  # rows per insert: large enough to be cheap, small enough for any driver
+LEDGER_INSERT_COLUMNS = ("run_id", "family", "object", "record_id", "updated_date", "outcome", "at")
 IN_CHUNK = 900  # ids per IN (...) list: under SQLite's oldest bound-parameter limit of 999
 PENDING = "pending"
 # Outcomes that mean the target holds the record (a version of it): a later read of it is an update.
@@ -161,14 +162,10 @@ class StateStore:
         self, run_id: str, family: str, obj: str, outcome: str, items: Iterable[tuple[str, datetime | None]]
     ) -> int:
         at = _now()
-        rows = [
-            {"run_id": run_id, "family": family, "object": obj, "record_id": rid, "updated_date": upd,
-             "outcome": outcome, "at": at}
-            for rid, upd in items
-        ]  # fmt: skip
+        rows = [(run_id, family, obj, rid, upd, outcome, at) for rid, upd in items]
         with self.engine.begin() as conn:
             for chunk in _chunks(rows, LEDGER_CHUNK):
-                conn.execute(ledger.insert(), chunk)
+                insert_rows(conn, ledger, LEDGER_INSERT_COLUMNS, chunk)
         return len(rows)
 
     def settle(

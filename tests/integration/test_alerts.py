@@ -162,8 +162,10 @@ def state_of(obj) -> str:
 
 
 def failed_tasks(run) -> dict[str, int]:
-    """Task id -> try number of the run's task instances that failed (not upstream_failed)."""
-    return {ti.task_id: ti.try_number for ti in run.get_task_instances() if state_of(ti) == "failed"}
+    """Task id (with `[map index]` for a mapped one, as the alert names it) -> try number of the run's
+    task instances that failed (not upstream_failed)."""
+    return {ti.task_id + (f"[{ti.map_index}]" if ti.map_index >= 0 else ""): ti.try_number
+            for ti in run.get_task_instances() if state_of(ti) == "failed"}  # fmt: skip
 
 
 # ---------- a failing task ----------

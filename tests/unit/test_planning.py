@@ -1,12 +1,30 @@
 from __future__ import annotations
 
 import itertools
+import math
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from zuora_etl.families import get_family
-from zuora_etl.planning import advance_watermarks, backfill_block, next_watermark, plan_run, slice_count
-from zuora_etl.settings import FIRST_LOAD_SLICES, MAX_SLICES, SLICE_TARGET_ROWS
+from zuora_etl.planning import (
+    Counted,
+    advance_watermarks,
+    backfill_block,
+    next_watermark,
+    plan_run,
+    slice_count,
+    slice_groups,
+    thread_count,
+)
+from zuora_etl.settings import (
+    BULK_MIN_RECORDS,
+    BULK_ROWS_PER_EXPORT,
+    FIRST_LOAD_SLICES,
+    MAX_IN_FLIGHT_PER_PROCESS,
+    MAX_SLICES,
+    SLICE_TARGET_ROWS,
+    SUBSLICE_TARGET_ROWS,
+)
 from zuora_etl.windows import Window
 
 NOW = datetime(2026, 3, 10, 12, 0, 0, tzinfo=UTC)
@@ -50,7 +68,32 @@ def test_slice_count(density, hours, fixed, expected):
 
 def test_slices_follow_the_volume_of_recent_runs():
     p = plan(variables={"zuora_hwm__erp_invoices__invoices": "2026-03-09T12:00:00Z"}, density=lambda _: 1.0)
-    assert len(p["objects"]["invoices"]["windows"]) == 2  # 24 h 5 min at 1 record/s: 86,700 expected
+    invoices = p["objects"]["invoices"]
+    # 24 h 5 min at 1 record/s: 86,700 expected; 2 mapped extracts, each reading 8 sub-slices in threads
+    assert invoices["tasks"] == 2 and len(invoices["windows"]) == 2 * MAX_IN_FLIGHT_PER_PROCESS
+    groups = slice_groups(invoices)
+    assert [len(g) for g in groups] == [8, 8] and [w for g in groups for w in g] == invoices["windows"]
+
+
+@pytest.mark.parametrize(
+    ("density", "hours", "slices", "threads"),
+    [
+        (None, 24, 1, 1),  # no estimate: one thread
+        (1.0, 1, 1, 1),  # 3,600 expected: under one sub-slice
+        ((SUBSLICE_TARGET_ROWS * 3 - 1) / 3600, 1, 1, 3),
+        (100.0, 24, 8, MAX_IN_FLIGHT_PER_PROCESS),  # capped
+    ],
+)
+def test_thread_count(density, hours, slices, threads):
+    assert thread_count(Window(NOW - timedelta(hours=hours), NOW), density, slices) == threads
+
+
+def test_a_fixed_slice_count_reads_one_cursor_per_slice():
+    p = plan(params={"slices": 2}, variables={"zuora_hwm__erp_invoices__invoices": "2026-03-09T12:00:00Z"},
+             density=lambda _: 10.0)  # fmt: skip
+    assert len(p["objects"]["invoices"]["windows"]) == 2 and "tasks" not in p["objects"]["invoices"]
+    assert slice_groups(p["objects"]["invoices"]) == [[w] for w in p["objects"]["invoices"]["windows"]]
+    assert slice_groups({"windows": []}) == [[]]
 
 
 def test_watermark_overlap_and_settle_override():
@@ -186,7 +229,7 @@ def test_a_first_load_asks_zuora_for_its_volume_and_splits_from_its_first_record
 
     p = plan(probe=probe)
     windows = p["objects"]["invoices"]["windows"]
-    assert asked == ["invoices"] and len(windows) == MAX_SLICES
+    assert asked == ["invoices"] and len(slice_groups(p["objects"]["invoices"])) == MAX_SLICES
     assert windows[0]["lo"] is None and windows[1]["lo"] > "2025-01"  # from the first record, not 2000
     small = plan(probe=lambda name, window: (first, 0.0001))["objects"]["invoices"]["windows"]
     assert len(small) == 1  # a few thousand records: one slice
@@ -205,3 +248,52 @@ def test_a_run_after_an_earlier_backfill_leads_its_own_chain():
     count = lambda run_ids: len(ids.intersection(run_ids))  # noqa: E731
     assert backfill_block(interval, "0 * * * *", count, lambda lo, hi: False) == base + timedelta(hours=24)
     assert backfill_block(interval, "0 * * * *", count, lambda lo, hi: True) is None
+
+
+def counter(records: int, total: int | None = None, asked: list | None = None):
+    first = datetime(2024, 1, 1, tzinfo=UTC)
+
+    def count(name, window):
+        if asked is not None:
+            asked.append((name, window.lo))
+        return Counted(records, records if total is None else total, first)
+
+    return count
+
+
+@pytest.mark.parametrize(
+    ("bulk", "records", "total", "exported"),
+    [
+        ("auto", 5_000, BULK_MIN_RECORDS, True),  # invoices few, their items many: the family counts
+        ("auto", 50_000, 1_050_000, True),  # a million items: five exports of 210,000
+        ("auto", 5_000, BULK_MIN_RECORDS - 1, False),
+        ("always", 10, 10, True),
+        ("never", 10**7, 10**7, False),
+    ],
+)
+def test_a_first_load_is_exported_when_zuora_counts_enough(bulk, records, total, exported):
+    p = plan(params={"bulk": bulk}, count=counter(records, total))
+    invoices, items = p["objects"]["invoices"], p["objects"]["invoice_items"]
+    assert bool(invoices.get("bulk")) is exported and bool(items.get("bulk")) is exported
+    if exported:  # one export job per object and slice of at most 250,000 counted records
+        assert len(invoices["windows"]) == (1 if bulk == "always" else math.ceil(total / BULK_ROWS_PER_EXPORT))
+    if bulk != "always":
+        assert invoices["expected"] == total
+
+
+def test_a_count_splits_a_long_window_by_its_volume():
+    # 300,000 invoices counted since 2024-01-01 (about 26 months): 6 slices of 50,000
+    p = plan(params={"bulk": "never"}, count=counter(6 * SLICE_TARGET_ROWS))
+    windows = p["objects"]["invoices"]["windows"]
+    assert len(slice_groups(p["objects"]["invoices"])) == 6 and windows[1]["lo"].startswith("2024-")
+
+
+def test_an_incremental_sync_neither_counts_nor_exports():
+    asked: list = []
+    p = plan(variables={"zuora_hwm__erp_invoices__invoices": "2026-03-10T11:00:00Z"}, count=counter(10**7, asked=asked))
+    assert asked == [] and "bulk" not in p["objects"]["invoices"]
+
+
+def test_without_data_query_the_probe_still_sizes_the_slices():
+    p = plan(count=lambda name, window: None, probe=lambda name, window: (datetime(2024, 1, 1, tzinfo=UTC), None))
+    assert "bulk" not in p["objects"]["invoices"] and len(p["objects"]["invoices"]["windows"]) == FIRST_LOAD_SLICES

@@ -3,9 +3,10 @@ from __future__ import annotations
 import os
 import time
 
+import pytest
 from airflow.sdk import ObjectStoragePath
 from zuora_etl.settings import PART_ROWS
-from zuora_etl.staging import PartWriter, read_frame, sweep_stale_runs
+from zuora_etl.staging import PartWriter, part_rows_for, read_frame, sweep_stale_runs
 
 
 def test_parts_keep_every_field_as_text_and_accept_another_casing(tmp_path):
@@ -37,3 +38,8 @@ def test_sweep_removes_only_runs_older_than_the_retention(tmp_path):
     removed = sweep_stale_runs(ObjectStoragePath(f"file://{family}"), time.time())
     assert removed == ["old_failed_run"]
     assert sorted(p.name for p in family.iterdir()) == ["recent_failed_run"]
+
+
+@pytest.mark.parametrize(("threads", "rows"), [(1, 20_000), (4, 5_000), (8, 2_500), (16, 2_500)])
+def test_threads_of_a_task_share_one_part_budget(threads, rows):
+    assert part_rows_for(threads) == rows

@@ -2,7 +2,8 @@
 
 It owns the `zuora_default` connection (type `zuora` or `http`, same fields: host = REST base
 URL, login = client id, password = client secret; extra: entity_id, zuora_version, page_size,
-max_attempts, backoff_seconds, timezone (the tenant's zone: the sync does not need it, since
+max_attempts, backoff_seconds, max_in_flight (Object Query calls the task process sends at once, see
+concurrency.py), timezone (the tenant's zone: the sync does not need it, since
 Zuora's datetimes carry their offset; sizing uses it to tell when a month is over); a `zuora`
 connection made in the UI may leave host empty and pick extra `data_center` instead, see
 provider.py), the OAuth token cache, retries and paging, and Data
@@ -17,6 +18,7 @@ never sent as HTTP Basic auth: they go only to `/oauth/token`, as form fields.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import re
 import threading
@@ -34,7 +36,8 @@ from requests_toolbelt.adapters.socket_options import TCPKeepAliveAdapter
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from ..provider import DATA_CENTERS
-from ..settings import ZUORA_CONN_ID
+from ..settings import MAX_IN_FLIGHT_PER_PROCESS, ZUORA_CONN_ID
+from .concurrency import ConcurrencyGate, gate_for
 
 # Refresh a token this long before Zuora says it expires: a request that starts with a token about
 # to lapse would otherwise fail mid-flight. Zuora tokens live 3599 s.
@@ -69,7 +72,16 @@ DOWNLOAD_CHUNK_BYTES = 1 << 20
 # The connection extra keys that are Zuora settings, not HTTP headers (HttpHook sends every extra key
 # it does not know as a header).
 ZUORA_EXTRA_KEYS = frozenset(
-    {"entity_id", "zuora_version", "page_size", "max_attempts", "backoff_seconds", "timezone", "data_center"}
+    {
+        "entity_id",
+        "zuora_version",
+        "page_size",
+        "max_attempts",
+        "backoff_seconds",
+        "timezone",
+        "data_center",
+        "max_in_flight",
+    }
 )
 
 
@@ -223,6 +235,7 @@ class ZuoraHook(HttpHook):
         self.page_size = MAX_PAGE_SIZE
         self.max_attempts = DEFAULT_MAX_ATTEMPTS
         self.backoff_s = DEFAULT_BACKOFF_S
+        self.max_in_flight = MAX_IN_FLIGHT_PER_PROCESS
         self._zuora_headers: dict[str, str] = {}
         self._token: str | None = None
         self._token_expiry = 0.0
@@ -230,9 +243,19 @@ class ZuoraHook(HttpHook):
         self._seq = itertools.count(1)
         self._run_tag = uuid.uuid4().hex[:8]
         self.api_calls = 0  # calls to Zuora's API (token calls excluded), retries included
+        self._calls_lock = threading.Lock()  # threads may share the hook: api_calls counts every call
         self.token_calls = 0
-        self.last_headers: Any = {}  # the last answer's headers (RateLimit-*, Concurrency-Limit-*)
-        self.last_call = LastCall(None, None, None)
+        self.last_headers: Any = {}  # the last answer's headers, any thread's (RateLimit-*, Concurrency-Limit-*)
+        self._local = threading.local()  # each thread's last call, for its own page log lines
+
+    @property
+    def last_call(self) -> LastCall:
+        """This thread's last API call (threads reading chunks share the hook, each logs its own)."""
+        return getattr(self._local, "last_call", LastCall(None, None, None))
+
+    def _count_call(self) -> None:
+        with self._calls_lock:
+            self.api_calls += 1
 
     # ---------- connection ----------
     def get_conn(
@@ -283,12 +306,20 @@ class ZuoraHook(HttpHook):
         self.page_size = min(int(extra.get("page_size") or MAX_PAGE_SIZE), MAX_PAGE_SIZE)
         self.max_attempts = int(extra.get("max_attempts") or DEFAULT_MAX_ATTEMPTS)
         self.backoff_s = float(extra.get("backoff_seconds") or DEFAULT_BACKOFF_S)
+        self.max_in_flight = max(1, int(extra.get("max_in_flight") or MAX_IN_FLIGHT_PER_PROCESS))
         self._zuora_headers = {}
         if extra.get("entity_id"):
             self._zuora_headers["Zuora-Entity-Ids"] = str(extra["entity_id"])
         if extra.get("zuora_version"):
             self._zuora_headers["Zuora-Version"] = str(extra["zuora_version"])
         return session
+
+    @property
+    def gate(self) -> ConcurrencyGate:
+        """The process's Object Query gate for this connection's Zuora (shared by every hook of the
+        task, so threads with a hook each still count together)."""
+        self.get_conn()
+        return gate_for(self.base_url, self.max_in_flight)
 
     def _send_options(self, session: requests.Session) -> dict[str, Any]:
         """What `HttpHook.run_and_check` passes with each request: the session's proxies, TLS and
@@ -383,23 +414,29 @@ class ZuoraHook(HttpHook):
         for refreshed in (False, True):
             token = self._bearer(force=refreshed)
             track = f"{self.track_prefix}-{self._run_tag}-{next(self._seq)}"[:64]
-            self.api_calls += 1
-            started = time.monotonic()
-            try:
-                r = session.request(
-                    method,
-                    f"{self.base_url}{path}",
-                    params=params,
-                    json=json,
-                    headers={"Zuora-Track-Id": track},
-                    auth=_Bearer(token),
-                    **options,
-                )
-            except requests.RequestException as exc:
-                raise ZuoraApiError(f"{method} {path} to {_no_answer(self.base_url, exc, options['timeout'])}") from exc
+            self._count_call()
+            # Zuora limits Object Query requests in flight; other calls (tokens, actions, Data Query) pass.
+            gate = self.gate if path.startswith("/object-query/") else None
+            with gate.slot() if gate else contextlib.nullcontext():
+                started = time.monotonic()
+                try:
+                    r = session.request(
+                        method,
+                        f"{self.base_url}{path}",
+                        params=params,
+                        json=json,
+                        headers={"Zuora-Track-Id": track},
+                        auth=_Bearer(token),
+                        **options,
+                    )
+                except requests.RequestException as exc:
+                    where = _no_answer(self.base_url, exc, options["timeout"])
+                    raise ZuoraApiError(f"{method} {path} to {where}") from exc
+            if gate:
+                gate.observe(r.headers)  # few requests left at Zuora: the next calls pause first
             request_id = r.headers.get("Zuora-Request-Id")
             self.last_headers = r.headers
-            self.last_call = LastCall(request_id, track, round((time.monotonic() - started) * 1000))
+            self._local.last_call = LastCall(request_id, track, round((time.monotonic() - started) * 1000))
             self.log.debug(
                 "%s %s -> %s in %.0f ms (request %s, track %s)",
                 method,
@@ -442,7 +479,7 @@ class ZuoraHook(HttpHook):
             page_params = list(params) + ([("cursor", cursor)] if cursor else [])
             body = self.request("GET", f"/object-query/{endpoint}", params=page_params)
             data = body.get("data") if isinstance(body, dict) else None
-            request_id = self.last_headers.get("Zuora-Request-Id")
+            request_id = self.last_call.request_id
             if not isinstance(data, list):
                 raise ZuoraDataError(f"GET /object-query/{endpoint}: answer has no data list", request_id)
             for rec in data:
@@ -544,12 +581,17 @@ class ZuoraHook(HttpHook):
         """A completed job's result file, as CSV text (UTF-8)."""
         return self._fetch_result(job, keep=True).decode("utf-8")
 
+    def download_query_result_to(self, job: dict[str, Any], path: str) -> int:
+        """A completed job's result file written to the local `path` chunk by chunk (a bulk export of
+        millions of rows is never held in memory); returns its size in bytes. A retry rewrites it."""
+        return self._fetch_result(job, keep=path)
+
     def query_result_size(self, job: dict[str, Any]) -> int:
         """Bytes of a completed job's result file, streamed and counted, never held in memory (a
         full-field export can be hundreds of MB)."""
         return self._fetch_result(job, keep=False)
 
-    def _fetch_result(self, job: dict[str, Any], keep: bool) -> Any:
+    def _fetch_result(self, job: dict[str, Any], keep: bool | str) -> Any:
         """The result file (bytes, or its size when not `keep`) through the hook's session, with
         retries (a retry restarts the download). `dataFile` may be a path on Zuora's host or an
         absolute URL: on Zuora's host the bearer token goes with it; on another host (a pre-signed URL
@@ -566,11 +608,11 @@ class ZuoraHook(HttpHook):
         own_host = urlsplit(url).netloc.lower() == urlsplit(self.base_url).netloc.lower()
         return self._retrying()(self._download, url, own_host, keep)
 
-    def _download(self, url: str, own_host: bool, keep: bool) -> Any:
+    def _download(self, url: str, own_host: bool, keep: bool | str) -> Any:
         session = self.get_conn()
         options = {**self._send_options(session), "stream": True}
         where = urlsplit(url)._replace(query="", fragment="").geturl()  # a signature never reaches a log
-        self.api_calls += 1
+        self._count_call()
         # Zuora's host: the bearer token; elsewhere _NoBasicAuth, so neither the token nor a ~/.netrc
         # login is sent (the session's Zuora headers, entity and version, are harmless to a bucket).
         auth: AuthBase = _Bearer(self._bearer()) if own_host else _NoBasicAuth()
@@ -582,6 +624,12 @@ class ZuoraHook(HttpHook):
                         status=r.status_code,
                         retry_after=_retry_after(r),
                     )
+                if isinstance(keep, str):  # a local file to stream into
+                    size = 0
+                    with open(keep, "wb") as fh:
+                        for chunk in r.iter_content(DOWNLOAD_CHUNK_BYTES):
+                            size += fh.write(chunk)
+                    return size
                 if keep:
                     return b"".join(r.iter_content(DOWNLOAD_CHUNK_BYTES))
                 return sum(len(chunk) for chunk in r.iter_content(DOWNLOAD_CHUNK_BYTES))

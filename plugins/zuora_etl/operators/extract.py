@@ -8,6 +8,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator, ObjectStoragePath
 
+from ..bulk import export_windows
 from ..catalog import ZuoraObject, get_object
 from ..conditions import parse_all
 from ..errors import fail_fast
@@ -26,19 +27,26 @@ class ZuoraObjectQueryOperator(BaseOperator):
 
     What it reads, all of which may combine:
 
-    - a time window (`window`, one slice: the sync DAGs map this task over the plan's slices; or
-      every window the plan gives the object), with `updatedDate.GE:lo` and `updatedDate.LT:hi`;
+    - time windows (`windows`, a group of slices: the sync DAGs map this task over the plan's
+      groups; `window`, one slice; or every window the plan gives the object), with
+      `updatedDate.GE:lo` and `updatedDate.LT:hi`;
     - the records whose `parent_key` is the id of a record its parent step read (`parent`: the
       parent's extract or mark result: the items of the invoices just read, documents just flagged);
     - the ids the plan lists for the object (`id_parts`: a replay).
 
-    The family's `filters` apply to every read. Returns an `ExtractResult` (parts, counts, newest
-    updatedDate, API calls); the records stay in staging, under the plan's `staging_dir`.
+    The family's `filters` apply to every read. Slices are read by threads sharing the task's hook
+    (at most the connection's `max_in_flight` calls at once). When the plan marks the object `bulk`
+    (a first load or long backfill, see planning and bulk.py), the windows, and the children of the
+    parents read that way, are read by Data Query export instead of Object Query pages.
+
+    Returns an `ExtractResult` (parts, counts, newest updatedDate, API calls); the records stay in
+    staging, under the plan's `staging_dir`.
 
     :param family: family name (staging folder, dead letters, logs)
     :param zuora_object: catalog name of the object, e.g. ``invoice_items``
     :param plan: the run's plan (an XComArg of the `plan` task): staging directory, windows, ids
-    :param window: one time slice ``{"lo": iso | None, "hi": iso}`` (mapped); None: the plan's windows
+    :param window: one time slice ``{"lo": iso | None, "hi": iso}``
+    :param windows: time slices read in threads (mapped: one group each); neither: the plan's windows
     :param parent: the parent step's result (or a list of them, one per mapped slice)
     :param parent_key: the field of this object naming its parent, e.g. ``invoiceId``
     :param parent_conditions: the parent's scope (``status.EQ:Posted``): only the children of
@@ -114,20 +122,26 @@ class ZuoraObjectQueryOperator(BaseOperator):
         tag = f"m{map_index:03d}-" if map_index >= 0 else ""
         reads: list[dict] = []
         slices = self._windows()
+        bulk = bool(self._plan_object(obj).get("bulk")) and not self.subdir  # a read-back is never exported
         for w in slices:
-            self.log.info("Reading %s updated in [%s, %s)", obj.name, w.lo or "the beginning", w.hi)
-        if slices:
+            self.log.info("Reading %s updated in [%s, %s)%s", obj.name, w.lo or "the beginning", w.hi,
+                          " by Data Query export" if bulk else "")  # fmt: skip
+        if slices and bulk:
+            reads.append(export_windows(self._hook, obj, fields, self.filters, slices, directory, f"raw-{tag}bulk"))
+        elif slices:
             reads.append(extract_windows(self._hook, obj, fields, self.filters, slices, directory, f"raw-{tag}s"))
-        if parent is not None:
+        if parent is not None and bulk and parent.get("bulk"):
+            reads.append(self._children_by_export(obj, parent, fields, directory, tag))
+        elif parent is not None:
             ids = read_ids(parent.get("parts", []), conditions=parse_all(self.parent_conditions))
             self.log.info("Reading %s of %d %s records%s", obj.name, len(ids), parent.get("object"),
                           f" ({' and '.join(self.parent_conditions)})" if self.parent_conditions else "")  # fmt: skip
             key = self.parent_key or "id"
-            reads.append(extract_ids(self._hook(), obj, key, ids, fields, self.filters, directory, f"raw-{tag}parent"))
+            reads.append(extract_ids(self._hook, obj, key, ids, fields, self.filters, directory, f"raw-{tag}parent"))
         wanted = self._plan_ids(obj)
         if wanted:
             self.log.info("Reading %d %s records by id", len(wanted), obj.name)
-            reads.append(extract_ids(self._hook(), obj, "id", wanted, fields, self.filters, directory, "raw-ids"))
+            reads.append(extract_ids(self._hook, obj, "id", wanted, fields, self.filters, directory, "raw-ids"))
         manifest = merge(reads)
         manifest.update(windows=[w.to_dict() for w in slices], gone_ids=[], retried=0)
         if wanted:
@@ -140,7 +154,7 @@ class ZuoraObjectQueryOperator(BaseOperator):
         if self.retry_dead_letters and map_index <= 0:
             self._retry(obj, fields, directory, manifest)
         manifest.update(family=self.family, object=obj.name, staging_dir=run_staging, directory=str(directory),
-                        extract_seconds=round(time.monotonic() - started, 3))  # fmt: skip
+                        filters=self.filters, extract_seconds=round(time.monotonic() - started, 3))  # fmt: skip
         self.log.info(
             "Extracted %d %s records in %d pages, %d API calls, %.1fs; newest updatedDate %s",
             manifest["rows"], obj.name, manifest["pages"], manifest["api_calls"], manifest["extract_seconds"],
@@ -156,10 +170,32 @@ class ZuoraObjectQueryOperator(BaseOperator):
             windows = self.plan["objects"].get(self.zuora_object, {}).get("windows", [])
         return [Window.from_dict(w) for w in windows or []]
 
-    def _plan_ids(self, obj: ZuoraObject) -> list[str]:
+    def _plan_object(self, obj: ZuoraObject) -> dict:
         plan: RunPlan | None = self.plan
-        parts = (plan or {}).get("objects", {}).get(obj.name, {}).get("id_parts", []) if plan else []
+        return dict((plan or {}).get("objects", {}).get(obj.name, {})) if plan else {}
+
+    def _plan_ids(self, obj: ZuoraObject) -> list[str]:
+        parts = self._plan_object(obj).get("id_parts", [])
         return list(dict.fromkeys(read_ids(parts))) if parts else []
+
+    def _children_by_export(self, obj: ZuoraObject, parent: dict, fields: list[str], directory: Any, tag: str) -> dict:
+        """The children of the parents an export read, by export too: per parent window, the
+        records whose `parent_key` names a parent in that window passing the parent's filters and
+        conditions. Parents read otherwise (dead letters retried by id) bring theirs by id."""
+        scope = (get_object(parent["object"]), self.parent_key or "id",
+                 [*parent.get("filters", []), *self.parent_conditions])  # fmt: skip
+        windows = [Window.from_dict(w) for w in parent.get("windows", [])]
+        self.log.info("Reading %s of the %s exported in %d windows, by Data Query export", obj.name,
+                      parent["object"], len(windows))  # fmt: skip
+        read = export_windows(self._hook, obj, fields, self.filters, windows, directory, f"raw-{tag}bulk", scope)
+        exported = set(parent["bulk"]["parts"])
+        others = [p for p in parent.get("parts", []) if p not in exported]
+        ids = read_ids(others, conditions=parse_all(self.parent_conditions)) if others else []
+        if not ids:
+            return read
+        self.log.info("Reading %s of %d %s read by id", obj.name, len(ids), parent["object"])
+        by_id = extract_ids(self._hook, obj, scope[1], ids, fields, self.filters, directory, f"raw-{tag}parent")
+        return merge([read, by_id])
 
     def _retry(self, obj: ZuoraObject, fields: list[str], directory: Any, manifest: dict) -> None:
         """Read every open dead letter's record again, beside this run's read. Its updatedDate does
@@ -167,7 +203,7 @@ class ZuoraObjectQueryOperator(BaseOperator):
         letters = StateStore(self.state_conn_id).open_dead_letter_ids(self.family, obj.name)
         if not letters:
             return
-        again = extract_ids(self._hook(), obj, "id", letters, fields, self.filters, directory, prefix="raw-retry")
+        again = extract_ids(self._hook, obj, "id", letters, fields, self.filters, directory, prefix="raw-retry")
         found = set(read_ids(again["parts"]))
         manifest["gone_ids"] += [i for i in letters if i not in found]
         manifest["retried"] = len(letters)

@@ -7,6 +7,7 @@ take a portable select-then-write path inside the same transaction.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 from collections.abc import Iterator, Sequence
@@ -17,7 +18,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ..db import add_missing_columns, create_tables, engine_for
+from ..db import add_missing_columns, copies, create_tables, engine_for, insert_rows
 from ..mapping import Mapping
 from .base import DELETED_COLUMN, READ_CHUNK, BatchOutcome, Children, Comparison, Sink, SinkConflictError, records
 
@@ -39,6 +40,14 @@ KEY_CHUNK = 900  # keys per IN (...) list: under SQLite's oldest bound-parameter
 # batch keeps each transaction short.
 MAX_PARAMS = 30_000
 MAX_BATCH_ROWS = 1_000
+# SQLite: rows per transaction. Each commit costs a WAL sync (milliseconds); 5,000 rows hold the
+# database's one write lock for a few tens of milliseconds, and SQLAlchemy still splits the statement
+# under SQLite's bound-parameter limit.
+SQLITE_BATCH_ROWS = 5_000
+# PostgreSQL through psycopg 3: rows per batch COPYed into a session's staging table and upserted
+# from it in one statement. COPY skips the per-row parameter binding that makes an executemany of
+# 100k rows take seconds; 10,000 rows keep one transaction's lock time and memory small.
+COPY_BATCH_ROWS = 10_000
 
 
 def column_type(kind: str, max_length: int | None = None) -> sa.types.TypeEngine:
@@ -89,6 +98,10 @@ class SqlSink(Sink):
         table = self._table(mapping)
         rows = records(frame[[c.name for c in table.columns]])
         size = max(1, min(MAX_BATCH_ROWS, MAX_PARAMS // max(1, len(table.columns))))
+        if copies(self.engine.dialect):
+            size = COPY_BATCH_ROWS
+        elif self.engine.dialect.name == "sqlite":
+            size = SQLITE_BATCH_ROWS
         stmt = self._statement(table, mapping.key, force)
         outcome = BatchOutcome()
         for start in range(0, len(rows), size):
@@ -119,14 +132,44 @@ class SqlSink(Sink):
             where=self._replaces(table, key, insert.excluded, force),
         ).returning(table.c[key])
 
+    @property
+    def _copies(self) -> bool:
+        """Whether batches go through COPY (PostgreSQL with psycopg 3). SQLite keeps the statement:
+        staging there measured no faster (its driver binds parameters in C either way)."""
+        return copies(self.engine.dialect)
+
     def _write(self, stmt: sa.Insert | None, table: sa.Table, key: str, batch: list[dict], force: bool) -> BatchOutcome:
         keys = [r[key] for r in batch]
         with self.engine.begin() as conn:
-            if stmt is not None:
+            if stmt is not None and self._copies and len(batch) > 1:
+                written = self._copy_upsert(conn, table, key, batch, force)
+            elif stmt is not None:
                 written = set(conn.execute(stmt, batch).scalars())
             else:
                 written = self._portable_write(conn, table, key, batch, force)
         return BatchOutcome(written=[k for k in keys if k in written], unchanged=[k for k in keys if k not in written])
+
+    def _copy_upsert(self, conn: sa.Connection, table: sa.Table, key: str, batch: list[dict], force: bool) -> set:
+        """COPY the batch into a temporary table of this session (emptied at commit), then one
+        `INSERT ... SELECT ... ON CONFLICT DO UPDATE ... WHERE <_replaces> RETURNING key` from it:
+        the rule of the statement path, set-based, without SQLAlchemy's per-row parameter handling.
+        The staging table's name carries a digest of the columns, so a mapping that grew a column
+        gets a new one."""
+        names = [c.name for c in table.columns]
+        digest = hashlib.sha1(",".join(names).encode()).hexdigest()[:10]
+        columns = [sa.Column(c.name, c.type) for c in table.columns]
+        stage = sa.Table(f"zuora_etl_stage_{digest}", sa.MetaData(), *columns)
+        quote = conn.dialect.identifier_preparer.quote
+        like = f"(LIKE {quote(table.name)}) ON COMMIT DELETE ROWS"
+        conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {quote(stage.name)} {like}")
+        insert_rows(conn, stage, names, [tuple(row[n] for n in names) for row in batch])
+        insert = postgresql.insert(table).from_select(names, sa.select(*[stage.c[n] for n in names]))
+        stmt = insert.on_conflict_do_update(
+            index_elements=[table.c[key]],
+            set_={n: insert.excluded[n] for n in names if n != key},
+            where=self._replaces(table, key, insert.excluded, force),
+        ).returning(table.c[key])
+        return set(conn.execute(stmt).scalars())
 
     @staticmethod
     def _replaces(table: sa.Table, key: str, incoming, force: bool) -> sa.ColumnElement[bool]:
