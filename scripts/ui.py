@@ -38,8 +38,12 @@ LOCAL = ROOT / ".local"
 DEFAULT_UI_PORT = 8080
 DEFAULT_EMULATOR_PORT = 8780
 POOL = "zuora_api"
-POOL_SLOTS = 8
-POOL_DESCRIPTION = "Concurrent Zuora API tasks across all DAGs (Object Query allows 40-80 in flight)"
+# 5 tasks x 8 threads (the connection's max_in_flight) = 40 Object Query calls, Zuora's lowest limit.
+POOL_SLOTS = 5
+POOL_DESCRIPTION = (
+    "Concurrent Zuora API tasks across all DAGs: 5 slots x 8 threads each (max_in_flight) = 40 Object Query "
+    "calls, Zuora's lowest concurrency limit"
+)
 UI_USER = "admin"
 PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
 
