@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from airflow.serialization.decoders import decode_deadline_alert
@@ -63,7 +64,10 @@ def test_the_callback_sends_the_overdue_alert(monkeypatch):
     context = {"dag_run": {"dag_run_id": "scheduled__2026-01-01T00:00:00+00:00", "start_date": "2026-01-01T00:00:03Z",
                            "state": "running"},
                "deadline": {"id": "d1", "deadline_time": "2026-01-01T00:45:00Z"}}  # fmt: skip
-    result = asyncio.run(deadline_module.run_overdue(dag_id="zuora_erp_payments", context=context))
+    # In a thread of its own, as the triggerer runs it: no event loop of another test can be running there.
+    overdue = deadline_module.run_overdue(dag_id="zuora_erp_payments", context=context)
+    with ThreadPoolExecutor(1) as worker:
+        result = worker.submit(asyncio.run, overdue).result()
     assert result == {"zuora_alerts_webhook": "sent"}
     (alert,) = sent
     assert alert.kind == "run_overdue"
