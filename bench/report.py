@@ -134,6 +134,19 @@ def _num(v: float | None, fmt: str = "{:,.1f}") -> str:
     return "—" if v is None else fmt.format(v)
 
 
+def _targets_table(rows: list[dict[str, Any]], title: str, intro: str, labels: dict[str, str]) -> list[str]:
+    """A "## Targets" section: a verdict per target (`labels`) for each row; nothing without rows."""
+    if not rows:
+        return []
+    lines = ["", f"## {title}", "", intro, "",
+             "| items | latency | sink | " + " | ".join(labels.values()) + " |",
+             "| --- | --- | --- | " + " | ".join("---" for _ in labels) + " |"]  # fmt: skip
+    for r in rows:
+        verdicts = " | ".join(r["targets"][k] for k in labels)
+        lines.append(f"| {_items(r['items_target'])} | {r['latency_s']:g}s | {r['sink']} | {verdicts} |")
+    return lines
+
+
 def markdown(result: dict[str, Any]) -> str:
     rows = result["rows"]
     lines = [
@@ -164,42 +177,20 @@ def markdown(result: dict[str, Any]) -> str:
             f"| {_num(stats.get('rate_limited'), '{}')} | {_num(r.get('ratio_to_limit'), '{:.2f}')} "
             f"| {_num(r.get('ratio_to_dlt'), '{:.2f}')} |"
         )
-    targets = [r for r in rows if r.get("targets") and r["contestant"] == "pipeline"]
-    if targets:
-        lines += [
-            "",
-            "## Targets (pipeline rows)",
-            "",
-            "A verdict in parentheses is outside the scale or latency the issue sets that target for: "
-            "shown for information, not judged.",
-            "",
-            "| items | latency | sink | " + " | ".join(TARGET_LABELS.values()) + " |",
-            "| --- | --- | --- | " + " | ".join("---" for _ in TARGET_LABELS) + " |",
-        ]
-        for r in targets:
-            lines.append(
-                f"| {_items(r['items_target'])} | {r['latency_s']:g}s | {r['sink']} | "
-                + " | ".join(r["targets"][k] for k in TARGET_LABELS)
-                + " |"
-            )
-    bulk = [r for r in rows if r.get("targets") and r["contestant"] == "data_query"]
-    if bulk:
-        lines += [
-            "",
-            "## Targets (data_query rows)",
-            "",
-            "Against the pipeline row (Object Query) of the same scenario and sink; judged at 1M items, in "
-            "parentheses elsewhere.",
-            "",
-            "| items | latency | sink | " + " | ".join(BULK_TARGET_LABELS.values()) + " |",
-            "| --- | --- | --- | " + " | ".join("---" for _ in BULK_TARGET_LABELS) + " |",
-        ]
-        for r in bulk:
-            lines.append(
-                f"| {_items(r['items_target'])} | {r['latency_s']:g}s | {r['sink']} | "
-                + " | ".join(r["targets"][k] for k in BULK_TARGET_LABELS)
-                + " |"
-            )
+    lines += _targets_table(
+        [r for r in rows if r.get("targets") and r["contestant"] == "pipeline"],
+        "Targets (pipeline rows)",
+        "A verdict in parentheses is outside the scale or latency the issue sets that target for: "
+        "shown for information, not judged.",
+        TARGET_LABELS,
+    )
+    lines += _targets_table(
+        [r for r in rows if r.get("targets") and r["contestant"] == "data_query"],
+        "Targets (data_query rows)",
+        "Against the pipeline row (Object Query) of the same scenario and sink; judged at 1M items, in "
+        "parentheses elsewhere.",
+        BULK_TARGET_LABELS,
+    )
     pipes = [r for r in rows if r["contestant"] in DAG_CONTESTANTS and r["status"] == "ok"]
     if pipes:
         lines += [
