@@ -164,6 +164,15 @@ def stage_ids(directory: ObjectStoragePath, name: str, ids: Sequence[str]) -> li
     return [write_frame(directory / f"{name}.parquet", pd.DataFrame({"id": list(dict.fromkeys(ids))}))]
 
 
+def _threads(hook: ZuoraHook, reads: int) -> int:
+    """Threads for `reads` queries of one task: one for one (or none), else as many as the connection
+    lets the process send at once (`max_in_flight`, read from the connection)."""
+    if reads <= 1:
+        return 1
+    hook.get_conn()
+    return min(reads, hook.max_in_flight)
+
+
 def extract_windows(
     make_hook: Callable[[], ZuoraHook],
     obj: ZuoraObject,
@@ -178,7 +187,7 @@ def extract_windows(
     concurrency gate. Part names carry `prefix` (mapped tasks put their map index in it, so no two
     tasks share a name)."""
     hook = make_hook()
-    threads = min(len(windows), hook.max_in_flight if len(windows) > 1 and hook.get_conn() else 1)
+    threads = _threads(hook, len(windows))
     part_rows = part_rows_for(threads)
 
     def one(i: int, window: Window) -> dict:
@@ -212,7 +221,7 @@ def extract_ids(
     unique = list(dict.fromkeys(i for i in ids if i))
     chunks = [unique[start : start + IN_CHUNK] for start in range(0, len(unique), IN_CHUNK)]
     hook = make_hook()
-    workers = min(hook.max_in_flight if chunks and hook.get_conn() else 1, max(1, len(chunks)))
+    workers = _threads(hook, len(chunks))
 
     def one(worker: int) -> dict:
         name = f"{prefix}-t{worker:02d}" if workers > 1 else prefix

@@ -98,7 +98,7 @@ class SqlSink(Sink):
         table = self._table(mapping)
         rows = records(frame[[c.name for c in table.columns]])
         size = max(1, min(MAX_BATCH_ROWS, MAX_PARAMS // max(1, len(table.columns))))
-        if copies(self.engine.dialect):
+        if self._copies:
             size = COPY_BATCH_ROWS
         elif self.engine.dialect.name == "sqlite":
             size = SQLITE_BATCH_ROWS
