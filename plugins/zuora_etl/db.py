@@ -6,6 +6,8 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import sqlalchemy as sa
 from airflow.sdk import BaseHook
 
@@ -13,6 +15,11 @@ _engines: dict[str, sa.Engine] = {}
 _lock = threading.Lock()
 # SQLite serialises writers; parallel tasks wait this long for the lock instead of failing.
 SQLITE_BUSY_TIMEOUT_S = 60
+# SQLite copies its write-ahead log back into the database file (a checkpoint, with an fsync) once
+# the log passes this many pages. SQLite's 1,000 (4 MB) checkpoints a large load every few
+# batches; 10,000 (40 MB of log at most) let a page changed by several batches be copied once:
+# a million rows with their ledger loaded in 39 s instead of 41 s.
+SQLITE_WAL_CHECKPOINT_PAGES = 10_000
 
 
 def engine_for(conn_id: str) -> sa.Engine:
@@ -38,6 +45,7 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     # WAL lets readers (reports, tests) run while a load writes.
     dbapi_conn.execute("PRAGMA journal_mode=WAL")
     dbapi_conn.execute("PRAGMA synchronous=NORMAL")
+    dbapi_conn.execute(f"PRAGMA wal_autocheckpoint={SQLITE_WAL_CHECKPOINT_PAGES}")
 
 
 def dispose_engines() -> None:
@@ -86,16 +94,45 @@ def copies(dialect: sa.Dialect) -> bool:
     return dialect.name == "postgresql" and dialect.driver == "psycopg"
 
 
-def insert_rows(conn: sa.Connection, table: sa.Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+def stored_values(column: sa.Column, values: pd.Series, dialect: sa.Dialect) -> list[Any]:
+    """A frame's column as the driver receives it: what the column type's bind processor makes of
+    each value, with None for every missing one, so that rows written from a frame are exactly those
+    `conn.execute(table.insert(), dicts)` writes.
+
+    Hand-written because SQLAlchemy converts one value at a time: a naive datetime64 column bound to
+    SQLite (whose DATETIME processor formats each value in Python, 1.6 s per 100,000 rows) is
+    formatted by numpy in one call instead, as the same text (`YYYY-MM-DD HH:MM:SS.ffffff`)."""
+    if (
+        dialect.name == "sqlite"
+        and isinstance(column.type, sa.DateTime)
+        and pd.api.types.is_datetime64_dtype(values.dtype)  # naive only: an aware one takes the processor
+    ):
+        text = np.datetime_as_string(values.to_numpy(dtype="datetime64[us]"), unit="us")
+        return [None if t == "NaT" else t.replace("T", " ", 1) for t in text.tolist()]
+    plain = values.astype(object).where(values.notna(), None).tolist()
+    processor = column.type.dialect_impl(dialect).bind_processor(dialect)
+    return [None if v is None else processor(v) for v in plain] if processor else plain
+
+
+def stored_rows(table: sa.Table, frame: pd.DataFrame, dialect: sa.Dialect) -> list[tuple]:
+    """The frame's rows in `table.columns` order, each value as stored (`stored_values`)."""
+    columns = [stored_values(c, frame[c.name], dialect) for c in table.columns]
+    return list(zip(*columns, strict=True))
+
+
+def insert_rows(
+    conn: sa.Connection, table: sa.Table, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, stored: bool = False
+) -> None:
     """Insert many rows (tuples in `columns` order) in the open transaction, without SQLAlchemy's
     per-row parameter handling, which costs more than the database's own work for 100,000 rows:
-    COPY on psycopg 3, else the driver's executemany. Each value goes through its column type's bind
-    processor first, so what is stored is exactly what `conn.execute(table.insert(), dicts)` stores.
-    A refusal is raised as SQLAlchemy's DBAPIError, as that would be."""
+    COPY on psycopg 3, else the driver's executemany. Unless the rows are already `stored` (from
+    `stored_rows`), each value goes through its column type's bind processor first, so what is
+    stored is exactly what `conn.execute(table.insert(), dicts)` stores. A refusal is raised as
+    SQLAlchemy's DBAPIError, as that would be."""
     if not rows:
         return
     dialect = conn.dialect
-    processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns]
+    processors = [] if stored else [table.c[n].type.dialect_impl(dialect).bind_processor(dialect) for n in columns]
     if any(processors):
         converted = [
             [p(v) for v in column] if p else column

@@ -27,7 +27,7 @@ from .mapping import CARRY_PREFIX, Mapping, apply_mapping
 from .settings import DRY_RUN_SAMPLES
 from .sinks import Sink
 from .sinks.base import ACTION_COLUMN, LAST_DIGEST_COLUMN, PARENT_COLUMN
-from .staging import PartWriter, part_rows_for, read_frame, read_frames, write_frame
+from .staging import FrameWriter, PartWriter, part_rows_for, read_frame, read_frames, write_frame
 from .state import CANCELED, PENDING, StateStore
 from .windows import Window, parse_instant
 
@@ -183,7 +183,8 @@ def extract_windows(
     prefix: str = "raw-s",
 ) -> dict:
     """Extract each window slice, several at once in threads (as many as the connection's
-    `max_in_flight`), sharing one hook: one token, one pool of connections, the process's
+    `max_in_flight`; newest first, each thread taking the next window as it finishes one), sharing
+    one hook: one token, one pool of connections, the process's
     concurrency gate. Part names carry `prefix` (mapped tasks put their map index in it, so no two
     tasks share a name)."""
     hook = make_hook()
@@ -199,8 +200,9 @@ def extract_windows(
     if threads <= 1:
         reads = [one(i, w) for i, w in enumerate(windows)]
     else:
+        newest_first = list(reversed(range(len(windows))))  # the largest, as a rule: started first
         with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="slices") as pool:
-            reads = list(pool.map(one, range(len(windows)), windows))
+            reads = list(pool.map(lambda i: one(i, windows[i]), newest_first))[::-1]  # back in window order
     return {**merge(reads), "api_calls": hook.api_calls}
 
 
@@ -259,19 +261,20 @@ def read_ids(parts: Sequence[str], column: str = "id", conditions: Sequence[Cond
 def transform(
     mapping: Mapping, manifest: ExtractResult, directory: ObjectStoragePath, carry: tuple[str, ...] = ()
 ) -> TransformResult:
-    """Apply the mapping part by part; write transformed parts and one quarantine part per raw part.
+    """Apply the mapping part by part; write transformed parts (raw parts gathered up to
+    `settings.PART_ROWS` rows each) and one quarantine part per raw part that has rejects.
     Counts, per Zuora field, the records that failed it (`column_failures`, with a sample reason)."""
     started = time.monotonic()
     out: dict = {**manifest, "parts": [], "raw_parts": manifest["parts"], "quarantine_parts": [], "rows_in": 0,
            "rows_out": 0, "quarantined": 0, "column_failures": {}}  # fmt: skip
     failures: Counter[str] = Counter()
     samples: dict[str, str] = {}
+    mapped = FrameWriter(directory, "mapped")
     for i, frame in enumerate(read_frames(manifest["parts"])):
         good, bad = apply_mapping(mapping, frame, carry)
         out["rows_in"] += len(frame)
-        if len(good):
-            out["parts"].append(write_frame(directory / f"mapped-{i:05d}.parquet", good))
-            out["rows_out"] += len(good)
+        mapped.add(good)
+        out["rows_out"] += len(good)
         if len(bad):
             out["quarantine_parts"].append(write_frame(directory / f"quarantine-{i:05d}.parquet", bad))
             out["quarantined"] += len(bad)
@@ -279,6 +282,8 @@ def transform(
                 for column in str(columns).split(","):
                     failures[column] += 1
                     samples.setdefault(column, reason)
+    mapped.flush()
+    out["parts"] = mapped.parts
     out["column_failures"] = {c: {"records": n, "sample": samples[c][:300]} for c, n in failures.most_common()}
     out["transform_seconds"] = round(time.monotonic() - started, 3)
     if out["quarantined"]:
@@ -373,10 +378,9 @@ def load(
         frame = _hold_back(state, run_id, family, mapping, frame, held_parents, incomplete, counts, failed_ids)
         if _decides(sink, mapping, delivery):
             frame = _decide(state, run_id, family, mapping, frame, delivery, counts, open_letters)
-        updated = dict(zip(frame[mapping.key], frame["updated_date"], strict=True))
         # Written ahead: a worker that dies after the target commits leaves these pending rows
         # behind, and the next load settles them against the target.
-        state.record_outcomes(run_id, family, obj, PENDING, updated.items())
+        state.record_outcomes(run_id, family, obj, PENDING, _versions(frame, mapping.key))
         outcome = sink.upsert(mapping, frame, force=force, children=children)
         rejected_ids = [k for k, _ in outcome.rejected]
         settled = {"unchanged": outcome.unchanged, "rejected": rejected_ids, CANCELED: outcome.canceled}
@@ -418,6 +422,12 @@ def load(
     _log_load(obj, counts, held_parents, len(gone))
     accepted_parts = stage_ids(ObjectStoragePath(manifest["directory"]), "accepted-ids", accepted)
     return _load_result(manifest, counts, failed_ids, accepted_parts, time.monotonic() - started)
+
+
+def _versions(frame: pd.DataFrame, key: str) -> pd.DataFrame:
+    """The batch's (record_id, updated_date), one row per record (its last version)."""
+    versions = frame[[key, "updated_date"]].rename(columns={key: "record_id"})
+    return versions.drop_duplicates("record_id", keep="last") if versions["record_id"].duplicated().any() else versions
 
 
 def _load_result(

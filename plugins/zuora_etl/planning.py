@@ -24,6 +24,7 @@ from .settings import (
     SETTLE_VARIABLE,
     SLICE_TARGET_ROWS,
     SUBSLICE_TARGET_ROWS,
+    WINDOWS_PER_THREAD,
 )
 from .windows import Window, hwm_variable, incremental_window, parse_instant, range_window
 
@@ -142,7 +143,8 @@ def plan_run(
         else:
             slices = slice_count(window, expected, fixed_slices, first) if window else 0
         threads = 1 if bulk or fixed_slices or not window else thread_count(window, expected, slices, first)
-        windows = [w.to_dict() for w in window.split(slices * threads, first)] if window else []
+        pieces = slices * threads * (WINDOWS_PER_THREAD if threads > 1 else 1)
+        windows = [w.to_dict() for w in window.split(pieces, first)] if window else []
         objects[o.name] = {"windows": windows, "watermark": watermark, "by_parent": None, "id_parts": []}
         if threads > 1:
             objects[o.name]["tasks"] = slices
@@ -187,13 +189,16 @@ def requested_range(
 
 
 def slice_groups(obj_plan: ObjectPlan) -> list[list[WindowDict]]:
-    """An object's windows as the groups its mapped extracts read: `tasks` contiguous groups, or
-    one window each; `[[]]` when there is none (one extract that reads nothing)."""
+    """An object's windows as the groups its mapped extracts read: `tasks` groups, or one window
+    each; `[[]]` when there is none (one extract that reads nothing). Windows are dealt round-robin
+    (task i reads windows i, i + tasks, ...): a tenant's records crowd toward recent months (the
+    last eighth of the demo tenant's history holds 12 times the first's), so contiguous groups
+    would leave the newest task with most of the work."""
     windows = list(obj_plan["windows"])
     tasks = obj_plan.get("tasks") or len(windows)
     if not windows:
         return [[]]
-    return [windows[i * len(windows) // tasks : (i + 1) * len(windows) // tasks] for i in range(tasks)]
+    return [windows[i::tasks] for i in range(tasks)]
 
 
 def should_advance(plan: RunPlan) -> bool:

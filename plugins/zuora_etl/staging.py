@@ -88,6 +88,33 @@ class PartWriter:
         self.buffered = 0
 
 
+class FrameWriter:
+    """Gathers typed frames into numbered Parquet parts of at least `part_rows` rows (default
+    `settings.PART_ROWS`; the last part may be smaller): the transform's output, so that the small
+    raw parts of an extract's threads become parts a load writes in one transaction each."""
+
+    def __init__(self, directory: ObjectStoragePath, prefix: str, part_rows: int = 0) -> None:
+        self.directory, self.prefix = directory, prefix
+        self.part_rows = part_rows or settings.PART_ROWS
+        self.frames: list[pd.DataFrame] = []
+        self.buffered = 0
+        self.parts: list[str] = []
+
+    def add(self, frame: pd.DataFrame) -> None:
+        if len(frame):
+            self.frames.append(frame)
+            self.buffered += len(frame)
+        if self.buffered >= self.part_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.frames:
+            return
+        frame = self.frames[0] if len(self.frames) == 1 else pd.concat(self.frames, ignore_index=True)
+        self.parts.append(write_frame(self.directory / f"{self.prefix}-{len(self.parts):05d}.parquet", frame))
+        self.frames, self.buffered = [], 0
+
+
 def part_rows_for(threads: int) -> int:
     """Rows per part for each of `threads` writers of one task: together they buffer no more than
     one writer alone (memory stays flat whatever the threads); never under MIN_PART_ROWS, never

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from itertools import repeat
 
+import pandas as pd
 import sqlalchemy as sa
 
-from .db import add_missing_columns, create_tables, engine_for, insert_rows
+from .db import add_missing_columns, create_tables, engine_for, insert_rows, stored_values
 from .settings import STATE_CONN_ID
 
 metadata = sa.MetaData()
@@ -159,13 +161,29 @@ class StateStore:
 
     # ---------- ledger ----------
     def record_outcomes(
-        self, run_id: str, family: str, obj: str, outcome: str, items: Iterable[tuple[str, datetime | None]]
+        self,
+        run_id: str,
+        family: str,
+        obj: str,
+        outcome: str,
+        items: Iterable[tuple[str, datetime | None]] | pd.DataFrame,
     ) -> int:
-        at = _now()
-        rows = [(run_id, family, obj, rid, upd, outcome, at) for rid, upd in items]
+        """One ledger row per (record id, updated_date), or per row of a frame of `record_id` and
+        `updated_date` columns (a load's batch: converted column by column, no per-row objects)."""
+        if isinstance(items, pd.DataFrame):
+            ids, updated = items["record_id"].tolist(), items["updated_date"]
+        else:
+            pairs = list(items)
+            ids, updated = [rid for rid, _ in pairs], pd.Series([upd for _, upd in pairs], dtype=object)
+        if not ids:
+            return 0
+        dialect = self.engine.dialect
+        versions = stored_values(ledger.c.updated_date, updated.reset_index(drop=True), dialect)
+        at = stored_values(ledger.c.at, pd.Series([_now()]), dialect)[0]
+        rows = list(zip(repeat(run_id), repeat(family), repeat(obj), ids, versions, repeat(outcome), repeat(at)))
         with self.engine.begin() as conn:
             for chunk in _chunks(rows, LEDGER_CHUNK):
-                insert_rows(conn, ledger, LEDGER_INSERT_COLUMNS, chunk)
+                insert_rows(conn, ledger, LEDGER_INSERT_COLUMNS, chunk, stored=True)
         return len(rows)
 
     def settle(

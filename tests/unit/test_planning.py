@@ -24,6 +24,7 @@ from zuora_etl.settings import (
     MAX_SLICES,
     SLICE_TARGET_ROWS,
     SUBSLICE_TARGET_ROWS,
+    WINDOWS_PER_THREAD,
 )
 from zuora_etl.windows import Window
 
@@ -69,10 +70,13 @@ def test_slice_count(density, hours, fixed, expected):
 def test_slices_follow_the_volume_of_recent_runs():
     p = plan(variables={"zuora_hwm__erp_invoices__invoices": "2026-03-09T12:00:00Z"}, density=lambda _: 1.0)
     invoices = p["objects"]["invoices"]
-    # 24 h 5 min at 1 record/s: 86,700 expected; 2 mapped extracts, each reading 8 sub-slices in threads
-    assert invoices["tasks"] == 2 and len(invoices["windows"]) == 2 * MAX_IN_FLIGHT_PER_PROCESS
+    # 24 h 5 min at 1 record/s: 86,700 expected; 2 mapped extracts, each reading in 8 threads 32
+    # sub-slices (4 a thread), dealt round-robin so that neither task holds only the newest records
+    pieces = 2 * MAX_IN_FLIGHT_PER_PROCESS * WINDOWS_PER_THREAD
+    assert invoices["tasks"] == 2 and len(invoices["windows"]) == pieces
     groups = slice_groups(invoices)
-    assert [len(g) for g in groups] == [8, 8] and [w for g in groups for w in g] == invoices["windows"]
+    assert groups == [invoices["windows"][0::2], invoices["windows"][1::2]]
+    assert sorted(w["lo"] for g in groups for w in g) == [w["lo"] for w in invoices["windows"]]
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ..db import add_missing_columns, copies, create_tables, engine_for, insert_rows
+from ..db import add_missing_columns, copies, create_tables, engine_for, insert_rows, stored_rows
 from ..mapping import Mapping
 from .base import DELETED_COLUMN, READ_CHUNK, BatchOutcome, Children, Comparison, Sink, SinkConflictError, records
 
@@ -40,14 +40,13 @@ KEY_CHUNK = 900  # keys per IN (...) list: under SQLite's oldest bound-parameter
 # batch keeps each transaction short.
 MAX_PARAMS = 30_000
 MAX_BATCH_ROWS = 1_000
-# SQLite: rows per transaction. Each commit costs a WAL sync (milliseconds); 5,000 rows hold the
-# database's one write lock for a few tens of milliseconds, and SQLAlchemy still splits the statement
-# under SQLite's bound-parameter limit.
-SQLITE_BATCH_ROWS = 5_000
-# PostgreSQL through psycopg 3: rows per batch COPYed into a session's staging table and upserted
-# from it in one statement. COPY skips the per-row parameter binding that makes an executemany of
-# 100k rows take seconds; 10,000 rows keep one transaction's lock time and memory small.
-COPY_BATCH_ROWS = 10_000
+# SQLite, and PostgreSQL through psycopg 3: rows per batch written into a session's staging table
+# (the driver's executemany on SQLite, COPY on PostgreSQL) and upserted from it in one statement.
+# Staging skips SQLAlchemy's per-row parameter handling, which made an upsert of 100k rows take
+# seconds. A batch is one transaction: 20,000 rows, a whole transformed part (settings.PART_ROWS),
+# hold SQLite's one write lock for about a quarter of a second, and halve the commits (each a WAL
+# append, and now and then a checkpoint) of batches of 10,000: 52 s -> 41 s for a million rows.
+STAGED_BATCH_ROWS = 20_000
 
 
 def column_type(kind: str, max_length: int | None = None) -> sa.types.TypeEngine:
@@ -96,24 +95,22 @@ class SqlSink(Sink):
         self, mapping: Mapping, frame: pd.DataFrame, *, force: bool = False, children: Children | None = None
     ) -> BatchOutcome:
         table = self._table(mapping)
-        rows = records(frame[[c.name for c in table.columns]])
+        frame = frame[[c.name for c in table.columns]]
         size = max(1, min(MAX_BATCH_ROWS, MAX_PARAMS // max(1, len(table.columns))))
-        if self._copies:
-            size = COPY_BATCH_ROWS
-        elif self.engine.dialect.name == "sqlite":
-            size = SQLITE_BATCH_ROWS
+        if self._stages:
+            size = STAGED_BATCH_ROWS
         stmt = self._statement(table, mapping.key, force)
         outcome = BatchOutcome()
-        for start in range(0, len(rows), size):
-            batch = rows[start : start + size]
+        for start in range(0, len(frame), size):
+            batch = frame.iloc[start : start + size]
             try:
                 outcome.extend(self._write(stmt, table, mapping.key, batch, force))
             except sa.exc.DBAPIError as exc:
                 log.warning("batch of %d rows refused by %s (%s); isolating bad rows", len(batch), mapping.table,
                             _first_line(exc))  # fmt: skip
-                for row in batch:
+                for row in records(batch):
                     try:
-                        outcome.extend(self._write(stmt, table, mapping.key, [row], force))
+                        outcome.extend(self._write_rows(stmt, table, mapping.key, [row], force))
                     except sa.exc.DBAPIError as row_exc:
                         outcome.rejected.append((row[mapping.key], _first_line(row_exc)))
         return outcome
@@ -133,43 +130,69 @@ class SqlSink(Sink):
         ).returning(table.c[key])
 
     @property
-    def _copies(self) -> bool:
-        """Whether batches go through COPY (PostgreSQL with psycopg 3). SQLite keeps the statement:
-        staging there measured no faster (its driver binds parameters in C either way)."""
-        return copies(self.engine.dialect)
+    def _stages(self) -> bool:
+        """Whether batches go through a staging table (`_staged_upsert`): SQLite, and PostgreSQL
+        with psycopg 3 (COPY). Other drivers take the statement with its parameters."""
+        return self.engine.dialect.name == "sqlite" or copies(self.engine.dialect)
 
-    def _write(self, stmt: sa.Insert | None, table: sa.Table, key: str, batch: list[dict], force: bool) -> BatchOutcome:
+    def _write(
+        self, stmt: sa.Insert | None, table: sa.Table, key: str, batch: pd.DataFrame, force: bool
+    ) -> BatchOutcome:
+        if stmt is None or not self._stages:
+            return self._write_rows(stmt, table, key, records(batch), force)
+        keys = batch[key].tolist()
+        with self.engine.begin() as conn:
+            written = self._staged_upsert(conn, table, key, stored_rows(table, batch, conn.dialect), force)
+        return BatchOutcome(written=[k for k in keys if k in written], unchanged=[k for k in keys if k not in written])
+
+    def _write_rows(
+        self, stmt: sa.Insert | None, table: sa.Table, key: str, batch: list[dict], force: bool
+    ) -> BatchOutcome:
+        """Rows as dicts through the statement (or the portable path): other drivers, and one row
+        at a time where a database refused a batch."""
         keys = [r[key] for r in batch]
         with self.engine.begin() as conn:
-            if stmt is not None and self._copies and len(batch) > 1:
-                written = self._copy_upsert(conn, table, key, batch, force)
-            elif stmt is not None:
+            if stmt is not None:
                 written = set(conn.execute(stmt, batch).scalars())
             else:
                 written = self._portable_write(conn, table, key, batch, force)
         return BatchOutcome(written=[k for k in keys if k in written], unchanged=[k for k in keys if k not in written])
 
-    def _copy_upsert(self, conn: sa.Connection, table: sa.Table, key: str, batch: list[dict], force: bool) -> set:
-        """COPY the batch into a temporary table of this session (emptied at commit), then one
-        `INSERT ... SELECT ... ON CONFLICT DO UPDATE ... WHERE <_replaces> RETURNING key` from it:
-        the rule of the statement path, set-based, without SQLAlchemy's per-row parameter handling.
+    def _staged_upsert(self, conn: sa.Connection, table: sa.Table, key: str, rows: list[tuple], force: bool) -> set:
+        """Write the batch (rows as stored, in column order) into a temporary table of this
+        session, then one `INSERT ... SELECT ... ON CONFLICT DO UPDATE ... WHERE <_replaces>
+        RETURNING key` from it: the rule of the statement path, set-based, without SQLAlchemy's
+        per-row parameter handling (PostgreSQL: COPY; SQLite: the driver's executemany, in C).
         The staging table's name carries a digest of the columns, so a mapping that grew a column
-        gets a new one."""
+        gets a new one; it is emptied at commit (PostgreSQL) or before each batch (SQLite)."""
         names = [c.name for c in table.columns]
-        digest = hashlib.sha1(",".join(names).encode()).hexdigest()[:10]
-        columns = [sa.Column(c.name, c.type) for c in table.columns]
-        stage = sa.Table(f"zuora_etl_stage_{digest}", sa.MetaData(), *columns)
-        quote = conn.dialect.identifier_preparer.quote
-        like = f"(LIKE {quote(table.name)}) ON COMMIT DELETE ROWS"
-        conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {quote(stage.name)} {like}")
-        insert_rows(conn, stage, names, [tuple(row[n] for n in names) for row in batch])
-        insert = postgresql.insert(table).from_select(names, sa.select(*[stage.c[n] for n in names]))
-        stmt = insert.on_conflict_do_update(
+        stage = self._stage(conn, table)
+        insert_rows(conn, stage, names, rows, stored=True)
+        source = sa.select(*[stage.c[n] for n in names]).where(sa.true())  # SQLite: WHERE keeps ON CONFLICT unambiguous
+        insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+        stmt = insert.from_select(names, source).on_conflict_do_update(
             index_elements=[table.c[key]],
             set_={n: insert.excluded[n] for n in names if n != key},
             where=self._replaces(table, key, insert.excluded, force),
-        ).returning(table.c[key])
-        return set(conn.execute(stmt).scalars())
+        )
+        return set(conn.execute(stmt.returning(table.c[key])).scalars())
+
+    @staticmethod
+    def _stage(conn: sa.Connection, table: sa.Table) -> sa.Table:
+        """This session's empty staging table for `table`'s columns (created on first use)."""
+        names = [c.name for c in table.columns]
+        digest = hashlib.sha1(",".join(names).encode()).hexdigest()[:10]
+        name = f"zuora_etl_stage_{digest}"
+        quote = conn.dialect.identifier_preparer.quote
+        if conn.dialect.name == "postgresql":
+            like = f"(LIKE {quote(table.name)}) ON COMMIT DELETE ROWS"
+            conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {quote(name)} {like}")
+            return sa.Table(name, sa.MetaData(), *[sa.Column(c.name, c.type) for c in table.columns])
+        # SQLite: the same declared types as the target, so values land with the same affinity.
+        stage = sa.Table(name, sa.MetaData(), *[sa.Column(c.name, c.type) for c in table.columns], schema="temp")
+        conn.execute(sa.schema.CreateTable(stage, if_not_exists=True))
+        conn.execute(stage.delete())
+        return stage
 
     @staticmethod
     def _replaces(table: sa.Table, key: str, incoming, force: bool) -> sa.ColumnElement[bool]:
