@@ -86,5 +86,29 @@ def family_fields() -> dict[str, list[str]]:
     return out
 
 
+def target_counts(run_id: str) -> dict[str, dict[str, Any]]:
+    """Records in each target table (connection zuora_crm_sink), and the run's own figures per object
+    from the pipeline's state store (rows extracted and loaded, API calls, seconds). Needs the
+    connections in this process's environment (AIRFLOW_CONN_*)."""
+    project_paths()
+    import sqlalchemy as sa
+    from zuora_etl.db import engine_for
+    from zuora_etl.state import StateStore
+
+    objects: dict[str, dict[str, Any]] = {}
+    with engine_for("zuora_crm_sink").connect() as conn:
+        for name, _ in OBJECTS:
+            objects[name] = {"records": conn.execute(sa.text(f'SELECT count(*) FROM "{name}"')).scalar_one()}
+    for row in StateStore().runs(family=FAMILY, limit=50):
+        if row["run_id"] == run_id and row["object"] in objects:
+            objects[row["object"]].update(
+                rows_extracted=row["rows_extracted"],
+                rows_loaded=row["rows_loaded"],
+                api_calls=row["api_calls"],
+                seconds=row["seconds"],
+            )
+    return objects
+
+
 def write_result(path: Path, result: dict[str, Any]) -> None:
     path.write_text(json.dumps(result, indent=2, default=str) + "\n")

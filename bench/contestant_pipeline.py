@@ -28,7 +28,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from bench.common import DAG_ID, FAMILY, OBJECTS, proc_status_mib, project_paths, reset_peak_rss, write_result
+from bench.common import DAG_ID, proc_status_mib, project_paths, reset_peak_rss, target_counts, write_result
 
 # A pristine migrated metadata DB per Airflow version, copied into each run's fresh home:
 # `airflow db migrate` takes longer than a small run itself.
@@ -147,25 +147,11 @@ def run(base: str, sink_conn: str, workdir: Path, profile: Path | None = None, b
             pstats.Stats(profiler, stream=fh).sort_stats("tottime").print_stats(PROFILE_LINES)
     state = str(getattr(dag_run.state, "value", dag_run.state))
 
-    import sqlalchemy as sa
-    from zuora_etl.db import engine_for
-    from zuora_etl.state import StateStore
-
-    objects: dict[str, dict[str, Any]] = {}
-    with engine_for("zuora_crm_sink").connect() as conn:
-        for name, _ in OBJECTS:
-            objects[name] = {"records": conn.execute(sa.text(f'SELECT count(*) FROM "{name}"')).scalar_one()}
-    for row in StateStore().runs(family=FAMILY, limit=50):
-        if row["run_id"] == dag_run.run_id and row["object"] in objects:
-            objects[row["object"]].update(
-                rows_extracted=row["rows_extracted"],
-                rows_loaded=row["rows_loaded"],
-                api_calls=row["api_calls"],
-                seconds=row["seconds"],
-            )
+    objects = target_counts(dag_run.run_id)
     peaks = [t["peak_rss_mib"] for t in memory.tasks]
     return {
         "contestant": contestant_name(bulk),
+        "runner": "dag_test",
         "bulk": bulk,
         "state": state,
         "wall_seconds": round(wall, 3),

@@ -4,8 +4,12 @@ For each scale (invoice items) and per-answer latency, one emulator process serv
 that many items; against it, one after another, each contestant reads invoices and invoice items
 into each sink (SQLite, and PostgreSQL when 127.0.0.1:5432 answers):
 
-- `pipeline`: the `zuora_crm_invoices` DAG, run once with dag.test() from an empty target, state and
-  watermarks, in a child process with a fresh Airflow home (bench/contestant_pipeline.py);
+- `pipeline`: the `zuora_crm_invoices` DAG, run once from an empty target, state and watermarks, in a
+  child process with a fresh Airflow home, by the runner `--runner` names:
+  `executor` (the default): `airflow standalone` (LocalExecutor) runs one triggered run, each task
+  in its own process and mapped extracts side by side in the `zuora_api` pool's 5 slots
+  (bench/contestant_executor.py); `dag_test`: dag.test() runs every task one after another in the
+  child process itself (bench/contestant_pipeline.py);
 - `raw`: the limit: one keep-alive session paging each object with a single cursor, then one bare
   bulk insert per sink (bench/contestant_raw.py); one paging pass serves both sinks, so each sink's row
   is that pass's read time plus its own insert time;
@@ -16,13 +20,15 @@ into each sink (SQLite, and PostgreSQL when 127.0.0.1:5432 answers):
   PostgreSQL: a second throwaway database, since both write the tables invoices and invoice_items)
   from its own empty Airflow home; `pipeline` runs with `bulk=never`, the Object Query path.
 
-Every contestant runs in its own process, so its peak RSS is its own. The emulator counts each
+Every contestant runs in its own process, so its peak RSS is its own; the DAG-run contestants report
+each task's peak RSS, measured by a listener in the process that ran the task (under `executor`, the
+task's own process; under `dag_test`, the one dag.test process). The emulator counts each
 contestant's API calls, most requests in flight and 429s (its /_admin/stats, reset before each).
 Results: bench/results/<name>.json and .md (also printed).
 
     python -m bench.harness [--items 10000 100000] [--latency 0 0.3] [--sinks sqlite postgres]
                             [--contestants pipeline raw dlt data_query] [--name NAME]
-                            [--results-dir DIR]
+                            [--runner {executor,dag_test}] [--results-dir DIR]
 """
 
 from __future__ import annotations
@@ -64,6 +70,11 @@ PG_ADMIN_DSN = os.environ.get("BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5
 CONTESTANTS = ("pipeline", "raw", "dlt", "data_query")
 # The DAG-run contestants (bench/contestant_pipeline.py) and the `bulk` param each runs with.
 PIPELINE_BULK = {"pipeline": "never", "data_query": "always"}
+# How the DAG-run contestants run the DAG: a real executor (`airflow standalone`, LocalExecutor: each
+# task its own process, the zuora_api pool's 5 slots run mapped extracts side by side) or dag.test()
+# (every task one after another in one process).
+RUNNERS = {"executor": "bench.contestant_executor", "dag_test": "bench.contestant_pipeline"}
+DEFAULT_RUNNER = "executor"
 SINKS = ("sqlite", "postgres")
 FIELDS_JSON = ""  # set by main(): the fields every contestant requests
 
@@ -221,7 +232,7 @@ class Rows(list):
 
 def run_scenario(items: int, latency: float, sinks: list[str], contestants: list[str], work: Path,
                  timeout: float, skip: dict[str, str], scenarios: list[dict], rows: Rows,
-                 profile_dir: Path | None = None) -> None:  # fmt: skip
+                 profile_dir: Path | None = None, runner: str = DEFAULT_RUNNER) -> None:  # fmt: skip
     accounts = max(1, round(items / ITEMS_PER_ACCOUNT))
     tag = f"{items}_{round(latency * 1000)}ms"
     sdir = work / tag
@@ -290,9 +301,9 @@ def run_scenario(items: int, latency: float, sinks: list[str], contestants: list
                     cdir.mkdir(exist_ok=True)
                     args = ["--zuora-url", emu.base, "--workdir", str(cdir)]
                     if contestant in PIPELINE_BULK:  # the DAG, by Object Query or by Data Query export
-                        module = "bench.contestant_pipeline"
+                        module = RUNNERS[runner]
                         args += ["--sink-conn", dbs[sink][contestant], "--bulk", PIPELINE_BULK[contestant]]
-                        if profile_dir:
+                        if profile_dir and runner == "dag_test":
                             args += ["--profile", str(profile_dir / f"profile-{contestant}-{tag}-{sink}.txt")]
                     else:
                         module = f"bench.contestant_{contestant}"
@@ -326,7 +337,16 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument(
         "--profile", action="store_true", help="cProfile each pipeline run (slower) into results/<name>-profiles/"
     )
+    parser.add_argument(
+        "--runner",
+        choices=sorted(RUNNERS),
+        default=DEFAULT_RUNNER,
+        help="how pipeline and data_query run the DAG: executor = airflow standalone (LocalExecutor), "
+        "dag_test = dag.test() in one process",
+    )
     args = parser.parse_args(argv)
+    if args.profile and args.runner != "dag_test":
+        parser.error("--profile needs --runner dag_test (it profiles dag.test() in one process)")
     name = args.name or "sync-" + "-".join(f"{n // 1000}k" if n >= 1000 else str(n) for n in args.items)
 
     global FIELDS_JSON
@@ -356,11 +376,12 @@ def main(argv: list[str] | None = None) -> Path:
             "machine": f"{platform.machine()} cores={os.cpu_count()}",
             "python": platform.python_version(),
             "emulator_concurrency": EMULATOR_CONCURRENCY,
+            "runner": args.runner,
             "note": f"harness {time.perf_counter() - started:,.0f}s" + ("" if final else " (partial: still running)"),
             "complete": final,
             "scenarios": scenarios,
             "rows": done,
-            "notes": NOTES + list(skip.values()),
+            "notes": RUNNER_NOTES[args.runner] + COMMON_NOTES + list(skip.values()),
         }
         out.write_text(json.dumps(result, indent=2, default=str) + "\n")
         md = markdown(result)
@@ -371,9 +392,8 @@ def main(argv: list[str] | None = None) -> Path:
     try:
         for items in args.items:
             for latency in args.latency:
-                run_scenario(
-                    items, latency, args.sinks, args.contestants, work, args.timeout, skip, scenarios, rows, profile_dir
-                )
+                run_scenario(items, latency, args.sinks, args.contestants, work, args.timeout, skip, scenarios,
+                             rows, profile_dir, args.runner)  # fmt: skip
     finally:
         if args.keep_workdir:
             print(f"work directory kept: {work}")
@@ -384,15 +404,32 @@ def main(argv: list[str] | None = None) -> Path:
     return out
 
 
-NOTES = [
-    "wall s: each contestant's own clock around its work (not interpreter start-up or Airflow's `db migrate`); "
-    "pipeline: dag.test() end to end, which runs tasks one at a time in one process (mapped extracts too) "
-    "and pays dag.test's per-task overhead (see 'dag.test overhead').",
+RUNNER_NOTES = {
+    "executor": [
+        "wall s: each contestant's own clock around its work (not interpreter start-up or Airflow's `db migrate`); "
+        "pipeline and data_query (runner executor): from the REST API trigger of one run under `airflow "
+        "standalone` (LocalExecutor, pool zuora_api of 5 slots: mapped extracts side by side) until polling "
+        "(every 0.5 s) sees the run terminal; the home, `db migrate` and standalone start-up are left out "
+        "(startup_seconds); run_seconds is the run's own start..end from the API; 'overhead s' = wall - the time "
+        "some task was running (scheduling and start-up gaps between tasks).",
+        "peak MB: pipeline and data_query = the largest per-task peak RSS, each task instance in its own task "
+        "process (VmHWM reset at the task's start through /proc/self/clear_refs and read at its end by a "
+        "listener in that process: exact, no sampling; it counts pages shared copy-on-write with the "
+        "LocalExecutor worker that forked it, the tasks' PSS is in the JSON); raw and dlt = the contestant "
+        "process's peak RSS.",
+    ],
+    "dag_test": [
+        "wall s: each contestant's own clock around its work (not interpreter start-up or Airflow's `db migrate`); "
+        "pipeline (runner dag_test): dag.test() end to end, which runs tasks one at a time in one process (mapped "
+        "extracts too) and pays dag.test's per-task overhead ('overhead s': wall - the tasks' seconds).",
+        "peak MB: pipeline and data_query = the largest per-task peak RSS (VmHWM reset at each task's start through "
+        "/proc/self/clear_refs, read at its end: exact, no sampling; includes what the dag.test process "
+        "already held); raw and dlt = the contestant process's peak RSS.",
+    ],
+}
+COMMON_NOTES = [
     "raw: one paging pass (single cursor, pageSize 99) serves every sink; a sink's wall = that pass + its "
     "own bulk insert (executemany into text columns on SQLite, COPY on PostgreSQL).",
-    "peak MB: pipeline and data_query = the largest per-task peak RSS (VmHWM reset at each task's start through "
-    "/proc/self/clear_refs, read at its end: exact, no sampling; includes what the dag.test process "
-    "already held); raw and dlt = the contestant process's peak RSS.",
     "API calls, in flight, 429s: the emulator's counters for that contestant (in flight = most API "
     "requests being answered at once, any route). raw's counters are for its one pass, shown on each sink.",
     "x limit and x dlt: wall / the raw limit's or dlt's wall in the same scenario and sink. SQLite: each "

@@ -197,31 +197,65 @@ def markdown(result: dict[str, Any]) -> str:
             "",
             "## Pipeline: where the time and memory go",
             "",
-            "| items | latency | sink | contestant | wall s | task s | dag.test overhead s | heaviest task (peak MB) "
-            "| largest growth in a task MB | slowest task (s) |",
-            "| --- | --- | --- | --- | ---: | ---: | ---: | --- | ---: | --- |",
+            "| items | latency | sink | contestant | runner | wall s | task s | overhead s | most tasks at once "
+            "| heaviest task (peak MB) | largest growth in a task MB | slowest task (s) |",
+            "| --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: | --- | ---: | --- |",
         ]
         for r in pipes:
             tasks = r.get("tasks") or []
-            busy = sum(t["seconds"] for t in tasks)
-            heavy = max(tasks, key=lambda t: t["peak_rss_mib"], default=None)
-            heaviest = f"{heavy['task_id']} ({_num(_mb(heavy['peak_rss_mib']), '{:,.0f}')})" if heavy else "—"
+            runner = r.get("runner", "dag_test")  # results from before the executor runner: dag.test()
+            busy = sum(t["seconds"] or 0 for t in tasks)
+            # dag.test: wall - the tasks' seconds (its per-task cost); executor: wall - the time some task
+            # was running (the scheduler's and executor's gaps between tasks).
+            covered = _covered_seconds(tasks) if runner == "executor" else busy
+            overhead = None if covered is None else r["wall_seconds"] - covered
+            heavy = max((t for t in tasks if t.get("peak_rss_mib") is not None), key=lambda t: t["peak_rss_mib"],
+                        default=None)  # fmt: skip
+            heaviest = f"{_task_label(heavy)} ({_num(_mb(heavy['peak_rss_mib']), '{:,.0f}')})" if heavy else "—"
             slow = _slowest(tasks)
+            at_once = r.get("max_parallel_tasks", 1 if runner == "dag_test" else None)
             lines.append(
-                f"| {_items(r['items_target'])} | {r['latency_s']:g}s | {r['sink']} | {r['contestant']} "
-                f"| {r['wall_seconds']:,.1f} | {busy:,.1f} | {r['wall_seconds'] - busy:,.1f} "
-                f"| {heaviest} "
+                f"| {_items(r['items_target'])} | {r['latency_s']:g}s | {r['sink']} | {r['contestant']} | {runner} "
+                f"| {r['wall_seconds']:,.1f} | {busy:,.1f} | {_num(overhead)} "
+                f"| {_num(at_once, '{}')} | {heaviest} "
                 f"| {_num(_mb(r.get('task_peak_growth_mib')), '{:,.0f}')} | {slow} |"
             )
     lines += ["", *[f"- {n}" for n in result.get("notes", [])]]
     return "\n".join(lines) + "\n"
 
 
+def _task_label(task: dict[str, Any]) -> str:
+    """task_id, with [map_index] for a mapped task instance."""
+    return task["task_id"] if task.get("map_index", -1) < 0 else f"{task['task_id']}[{task['map_index']}]"
+
+
+def _covered_seconds(tasks: list[dict[str, Any]]) -> float | None:
+    """Seconds during which at least one task instance ran (the union of their start..end, from the
+    executor runner's API timings); None without timings."""
+    from datetime import datetime
+
+    spans = sorted(
+        (datetime.fromisoformat(t["start"]).timestamp(), datetime.fromisoformat(t["end"]).timestamp())
+        for t in tasks
+        if t.get("start") and t.get("end")
+    )
+    if not spans:
+        return None
+    total, (cur_start, cur_end) = 0.0, spans[0]
+    for start, end in spans[1:]:
+        if start > cur_end:
+            total += cur_end - cur_start
+            cur_start, cur_end = start, end
+        else:
+            cur_end = max(cur_end, end)
+    return total + cur_end - cur_start
+
+
 def _slowest(tasks: list[dict[str, Any]]) -> str:
     """The task id with the most seconds, its mapped instances added up."""
     total: dict[str, float] = {}
     for t in tasks:
-        total[t["task_id"]] = total.get(t["task_id"], 0.0) + t["seconds"]
+        total[t["task_id"]] = total.get(t["task_id"], 0.0) + (t["seconds"] or 0)
     if not total:
         return "—"
     name = max(total, key=total.__getitem__)

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 # Invoice items of the small tenant (450 accounts, about 14k records: ~140 Object Query pages): the
@@ -81,3 +84,46 @@ def test_harness_writes_json_and_markdown_with_true_counts(tmp_path):
     assert "≥20x fewer API calls than Object Query, and faster |" in md
     assert f"| sqlite | {dq['targets']['bulk']} |" in md
     assert "demo-secret" not in md + proc.stdout and "demo-secret" not in json.dumps(result)
+
+
+# The executor runner's smoke: a few thousand items keep `airflow standalone`'s run near 25 s
+# (start-up ~30 s more), well inside the test's budget.
+EXECUTOR_ITEMS = 3_000
+EXECUTOR_TIMEOUT_S = 300  # start-up, one run and shutdown on a loaded 2-core machine; ~80 s measured
+
+
+def test_executor_runner_measures_each_task_in_its_own_process(tmp_path):
+    """The pipeline contestant under `airflow standalone` (LocalExecutor): the run succeeds with every
+    record, and the listener wrote one memory line per task instance (mapped extracts included) from
+    task processes that are neither the harness nor the contestant process."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.harness", "--items", str(EXECUTOR_ITEMS), "--latency", "0", "--sinks", "sqlite",
+         "--contestants", "pipeline", "--runner", "executor", "--name", "executor", "--results-dir", str(tmp_path),
+         "--timeout", str(EXECUTOR_TIMEOUT_S)],
+        cwd=ROOT, capture_output=True, text=True, timeout=EXECUTOR_TIMEOUT_S + 120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    result = json.loads((tmp_path / "executor.json").read_text())
+    (scenario,) = result["scenarios"]
+    truth = scenario["truth"]["invoices"] + scenario["truth"]["invoice_items"]
+    (row,) = result["rows"]
+    if row["status"] == "error" and "StartupError" in row.get("reason", ""):
+        reason = f"airflow standalone did not start here: {row['reason']}"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must be able to run airflow standalone: {reason}")
+        pytest.skip(reason)
+    assert row["status"] == "ok", row
+    assert row["runner"] == "executor" and row["state"] == "success", row
+    assert row["records"] == truth and row["records_match"], row
+
+    tasks = row["tasks"]
+    assert tasks and row["task_memory_lines"] == row["task_instances"] == len(tasks), row
+    for obj in ("invoices", "invoice_items"):
+        assert any(t["task_id"] == f"{obj}.extract" and t["map_index"] >= 0 for t in tasks), tasks
+    assert all(t["state"] == "success" and t["peak_rss_mib"] > 0 and t["pss_mib"] > 0 for t in tasks), tasks
+    assert row["task_peak_rss_mib"] == max(t["peak_rss_mib"] for t in tasks)
+    pids = {t["pid"] for t in tasks}
+    assert len(pids) == len(tasks), "each task instance runs in a process of its own"
+    assert not pids & {row["harness_pid"], row["contestant_pid"], os.getpid()}, (pids, row["harness_pid"])
+    assert row["max_parallel_tasks"] >= 1 and row["wall_seconds"] > 0
+    assert "| executor |" in (tmp_path / "executor.md").read_text()
