@@ -27,7 +27,6 @@ through the REST API with the same conf as contestant_pipeline.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -39,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import DAG_ID, ROOT, project_paths, target_counts, write_result
-from bench.contestant_pipeline import BULK_CHOICES, contestant_name
+from bench.contestant_pipeline import contestant_name, contestant_parser
 
 POLL_S = 0.5  # how often the run's state is read: wall's resolution, light on a 2-core machine
 RUN_TIMEOUT_S = 4 * 3600  # the harness's own contestant timeout is the same; this one stops the poller cleanly
@@ -252,20 +251,7 @@ def run(base: str, sink_conn: str, workdir: Path, bulk: str = "never") -> dict[s
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--zuora-url", required=True)
-    parser.add_argument("--sink-conn", required=True, help="the zuora_crm_sink connection as Airflow JSON")
-    parser.add_argument("--workdir", type=Path, required=True)
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument(
-        "--bulk",
-        choices=BULK_CHOICES,
-        default="never",
-        help="the run's `bulk` param: never = Object Query (the pipeline contestant), always = Data Query "
-        "export (the data_query contestant)",
-    )
-    args = parser.parse_args()
-    json.loads(args.sink_conn)  # fail early on a malformed connection
+    args = contestant_parser(__doc__).parse_args()
     write_result(args.out, run(args.zuora_url, args.sink_conn, args.workdir, args.bulk))
 
 

@@ -167,13 +167,13 @@ def run(base: str, sink_conn: str, workdir: Path, profile: Path | None = None, b
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+def contestant_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The command line both DAG-run contestants take (this one and bench/contestant_executor.py)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--zuora-url", required=True)
-    parser.add_argument("--sink-conn", required=True, help="the zuora_crm_sink connection as Airflow JSON")
+    parser.add_argument("--sink-conn", type=_connection, required=True, help="the zuora_crm_sink connection as JSON")
     parser.add_argument("--workdir", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--profile", type=Path, help="write a cProfile summary of dag.test() here")
     parser.add_argument(
         "--bulk",
         choices=BULK_CHOICES,
@@ -181,8 +181,18 @@ def main() -> None:
         help="the run's `bulk` param: never = Object Query (the pipeline contestant), always = Data Query "
         "export (the data_query contestant)",
     )
+    return parser
+
+
+def _connection(text: str) -> str:
+    json.loads(text)  # fail early on a malformed connection
+    return text
+
+
+def main() -> None:
+    parser = contestant_parser(__doc__)
+    parser.add_argument("--profile", type=Path, help="write a cProfile summary of dag.test() here")
     args = parser.parse_args()
-    json.loads(args.sink_conn)  # fail early on a malformed connection
     write_result(args.out, run(args.zuora_url, args.sink_conn, args.workdir, args.profile, args.bulk))
 
 

@@ -2,7 +2,7 @@
 
 Zuora's engine is Trino (351); the handful of Trino functions the project's SQL uses (`format_datetime`
 with Joda patterns, `year`, `concat`, `from_iso8601_timestamp`, `from_iso8601_date`, `to_iso8601`,
-a Unicode `lower`) are registered on SQLite so that the same SQL runs unchanged.
+`to_unixtime`, `floor`, a Unicode `lower`) are registered on SQLite so that the same SQL runs unchanged.
 
 The result file is CSV as Zuora writes it, column names lower-case (Zuora's column names), and each
 value in the text form of its Data Query column type (`SHOW COLUMNS` types: bigint, boolean, date,
@@ -22,6 +22,7 @@ stored-form (an expression already turned into text, `to_iso8601(updateddate) AS
 from __future__ import annotations
 
 import csv
+import math
 import re
 import sqlite3
 import threading
@@ -96,6 +97,12 @@ def register_functions(conn: sqlite3.Connection, store: Store) -> None:
         text = datetime.fromtimestamp(value, store.clock.tz).isoformat(timespec="milliseconds")
         return text[:-6] + "Z" if text.endswith("+00:00") else text
 
+    def to_unixtime(value: object) -> float | None:
+        moment = _as_datetime(value, store)
+        return None if moment is None else moment.timestamp()
+
+    conn.create_function("to_unixtime", 1, to_unixtime, deterministic=True)
+    conn.create_function("floor", 1, lambda v: None if v is None else math.floor(v), deterministic=True)
     conn.create_function("from_iso8601_timestamp", 1, from_iso8601_timestamp, deterministic=True)
     conn.create_function("from_iso8601_date", 1, from_iso8601_date, deterministic=True)
     conn.create_function("to_iso8601", 1, to_iso8601, deterministic=True)

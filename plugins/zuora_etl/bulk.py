@@ -491,26 +491,35 @@ def count_window(
     filters: list[str],
     window: Window,
     children: Sequence[tuple[ZuoraObject, str, list[str]]] = (),
-) -> tuple[int, int, datetime | None]:
+) -> tuple[int, int, datetime | None, tuple[tuple[int, int], ...]]:
     """What Data Query counts in `window`: `obj`'s records passing `filters`, the total with each
     child's records (child object, key naming the parent, child's filters) whose parent is among
-    them, and the oldest updatedDate. A few calls per job, whatever the volume."""
+    them, the oldest updatedDate (to the minute), and `obj`'s records per minute ((epoch minute,
+    records), one row per minute that has any). A few calls per job, whatever the volume."""
     table = data_query_table(obj)
     where = _where(obj, table, [*window.filters(), *filters])
     own_where = f" WHERE {' AND '.join(where)}" if where else ""
-    sqls = [f"SELECT count(*) AS records, to_iso8601(min({table}.updateddate)) AS first FROM {table}{own_where}"]
+    minute = f"CAST(floor(to_unixtime({table}.updateddate) / 60) AS bigint)"
+    sqls = [f"SELECT {minute} AS bucket, count(*) AS records FROM {table}{own_where} GROUP BY 1"]
     for child, key, child_filters in children:
         child_table = data_query_table(child)
         inner = [*_where(child, child_table, child_filters),
                  f"{child_table}.{_column(key)} IN (SELECT {table}.id FROM {table}{own_where})"]  # fmt: skip
         sqls.append(f"SELECT count(*) AS records FROM {child_table} WHERE {' AND '.join(inner)}")
     answers = []
-    for sql in sqls:
+    for i, sql in enumerate(sqls):
         job = hook.wait_for_query(hook.submit_query(sql), DATA_QUERY_TIMEOUT_S, DATA_QUERY_POLL_S)
-        rows = list(csv.DictReader(hook.download_query_result(job).splitlines()))
-        if len(rows) != 1:
+        rows = [
+            {k.strip().lower(): v for k, v in r.items()}
+            for r in csv.DictReader(hook.download_query_result(job).splitlines())
+        ]
+        if i and len(rows) != 1:
             raise ZuoraDataError(f"Data Query count {job.get('id')}: {len(rows)} result rows, not 1")
-        answers.append({k.strip().lower(): v for k, v in rows[0].items()})
-    records = int(answers[0]["records"])
-    first = parse_instant(answers[0]["first"]) if answers[0].get("first") else None
-    return records, records + sum(int(a["records"]) for a in answers[1:]), first
+        answers.append(rows)
+    try:  # a bigint, or a double's text form (2.9892E7) if Zuora keeps floor()'s type
+        minutes = tuple(sorted((int(float(r["bucket"])), int(r["records"])) for r in answers[0]))
+    except (KeyError, ValueError) as exc:
+        raise ZuoraDataError(f"Data Query count of {obj.name}: unreadable result ({exc})") from exc
+    records = sum(n for _, n in minutes)
+    first = datetime.fromtimestamp(minutes[0][0] * 60, UTC) if minutes else None
+    return records, records + sum(int(a[0]["records"]) for a in answers[1:]), first, minutes

@@ -177,7 +177,9 @@ def count(family: Family, name: str, window: Window) -> Counted | None:
     with fail_fast():
         hook = ZuoraHook(track_prefix=f"{family.dag_id}.plan")
         try:
-            records, total, first = count_window(hook, get_object(name), family.get(name).filters, window, children)
+            records, total, first, minutes = count_window(
+                hook, get_object(name), family.get(name).filters, window, children
+            )
         except DataQueryError as exc:
             log.warning("Data Query could not count %s (%s); sizing the window with one Object Query page", name, exc)
             return None
@@ -188,7 +190,7 @@ def count(family: Family, name: str, window: Window) -> Counted | None:
             return None
     log.info("Zuora counts %d %s (%d with their children) in [%s, %s)", records, name, total,
              window.lo or "the beginning", window.hi)  # fmt: skip
-    return Counted(records, total, first)
+    return Counted(records, total, first, minutes)
 
 
 def chain_end(ctx, family: Family) -> datetime | None:

@@ -44,11 +44,13 @@ def slice_count(window: Window, density: float | None, fixed: int | None = None,
 
 class Counted(NamedTuple):
     """What Zuora counted in a window (a Data Query count): the object's records, the total with
-    its children in the family (an invoice's items), and the oldest updatedDate (None when empty)."""
+    its children in the family (an invoice's items), the oldest updatedDate (None when empty), and
+    the object's records per minute ((epoch minute, records)), by which the window is split."""
 
     records: int
     total: int
     first: datetime | None
+    minutes: tuple[tuple[int, int], ...] = ()
 
 
 def thread_count(window: Window, density: float | None, slices: int, first: datetime | None = None) -> int:
@@ -144,7 +146,7 @@ def plan_run(
             slices = slice_count(window, expected, fixed_slices, first) if window else 0
         threads = 1 if bulk or fixed_slices or not window else thread_count(window, expected, slices, first)
         pieces = slices * threads * (WINDOWS_PER_THREAD if threads > 1 else 1)
-        windows = [w.to_dict() for w in window.split(pieces, first)] if window else []
+        windows = [w.to_dict() for w in _split(window, pieces, first, counted)] if window else []
         objects[o.name] = {"windows": windows, "watermark": watermark, "by_parent": None, "id_parts": []}
         if threads > 1:
             objects[o.name]["tasks"] = slices
@@ -157,6 +159,13 @@ def plan_run(
     if how:
         plan["backfill"] = how
     return plan
+
+
+def _split(window: Window, pieces: int, first: datetime | None, counted: Counted | None) -> list[Window]:
+    """A window's slices: of equal volume where Zuora counted it minute by minute, else of equal time."""
+    if counted is not None and counted.minutes:
+        return window.split_by_counts(counted.minutes, pieces)
+    return window.split(pieces, first)
 
 
 def requested_range(

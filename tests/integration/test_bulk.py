@@ -19,7 +19,7 @@ from zuora_etl.catalog import get_object
 from zuora_etl.hooks.zuora import DataQueryError, ZuoraDataError, ZuoraHook
 from zuora_etl.pipeline import extract_ids, extract_pages
 from zuora_etl.staging import read_frame, read_frames
-from zuora_etl.windows import Window, floor_second
+from zuora_etl.windows import Window, floor_second, parse_instant
 
 POLL_S = 0.1
 
@@ -224,3 +224,22 @@ def test_an_export_over_the_output_limit_is_read_again_in_halves(capped_tenant, 
 )
 def test_the_watermark_after_an_export_stops_an_hour_before_its_snapshot(newest, snapshot, watermark):
     assert bulk.watermark_after_export(newest, datetime.fromisoformat(snapshot)) == watermark
+
+
+def test_the_count_gives_the_records_of_each_minute_object_query_reads(make_hook, shared_emulator, tmp_path):
+    """The plan's Data Query count (a few calls) carries the records per minute by which a first
+    load is split: exactly the minutes of the updatedDates Object Query pages give."""
+    invoices = get_object("invoices")
+    filters = ["status.EQ:Posted"]
+    oq = extract_pages(make_hook(), invoices, ["id", "updatedDate"], [*window().filters(), *filters],
+                       ObjectStoragePath(f"file://{tmp_path}/oq"), "raw")  # fmt: skip
+    stamps = [parse_instant(t) for part in oq["parts"] for t in read_frame(part)["updatedDate"]]
+    want: dict[int, int] = {}
+    for stamp in stamps:
+        want[int(stamp.timestamp()) // 60] = want.get(int(stamp.timestamp()) // 60, 0) + 1
+
+    hook = make_hook()
+    records, total, first, minutes = bulk.count_window(hook, invoices, filters, window())
+    assert dict(minutes) == want and records == len(stamps) == sum(want.values()) > 0
+    assert total == records and first == datetime.fromtimestamp(min(want) * 60, UTC)
+    assert hook.api_calls <= 6

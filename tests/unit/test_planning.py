@@ -301,3 +301,25 @@ def test_an_incremental_sync_neither_counts_nor_exports():
 def test_without_data_query_the_probe_still_sizes_the_slices():
     p = plan(count=lambda name, window: None, probe=lambda name, window: (datetime(2024, 1, 1, tzinfo=UTC), None))
     assert "bulk" not in p["objects"]["invoices"] and len(p["objects"]["invoices"]["windows"]) == FIRST_LOAD_SLICES
+
+
+def test_a_count_minute_by_minute_places_the_slices_where_the_records_are():
+    """The Data Query count carries records per minute: a first load's slices follow them, so the
+    mapped tasks and threads share a month-end bill run instead of one cursor reading all of it."""
+    first = datetime(2024, 1, 1, tzinfo=UTC)
+    start = int(first.timestamp()) // 60
+    minutes = tuple((start + 43_200 * month, 25_000) for month in range(24))  # a bill run a month
+    total = 25_000 * 24
+
+    def count(name, window):
+        return Counted(total, total, first, minutes)
+
+    p = plan(params={"bulk": "never"}, count=count)
+    windows = [Window.from_dict(w) for w in p["objects"]["invoices"]["windows"]]
+    assert len(slice_groups(p["objects"]["invoices"])) == MAX_SLICES
+    run_minutes = {m * 60 for m, _ in minutes}
+    holding = [sum(1 for t in run_minutes if (w.lo is None or w.lo.timestamp() <= t) and t < w.hi.timestamp())
+               for w in windows]  # fmt: skip
+    # every bill run's first second starts a slice of its own, and no slice holds two runs
+    assert max(holding) == 1 and sum(holding) == 24
+    assert sum(1 for w in windows if w.lo and w.lo.timestamp() in run_minutes) == 24

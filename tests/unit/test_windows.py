@@ -92,3 +92,33 @@ def test_range_window_rejects_an_empty_range(start, end):
 def test_window_round_trips_through_xcom_dicts():
     w = Window(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC))
     assert Window.from_dict(w.to_dict()) == w
+
+
+def records_in(w: Window, minutes: dict[int, int]) -> int:
+    """Records of a per-minute count inside `w`, a minute's records spread evenly over its seconds."""
+    lo = w.lo.timestamp() if w.lo else float("-inf")
+    return round(sum(n * sum(lo <= m * 60 + s < w.hi.timestamp() for s in range(60)) / 60 for m, n in minutes.items()))
+
+
+@pytest.mark.parametrize("lo", [datetime(2026, 1, 1, tzinfo=UTC), None])
+def test_a_counted_window_is_split_into_equal_volumes_and_bursts_are_cut(lo):
+    """A bill run writes 12,000 records in one minute, against 10 a minute otherwise: time slices
+    would give one slice nearly everything; count slices cut the burst itself."""
+    base = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp()) // 60
+    minutes = {base + i: 10 for i in range(0, 7 * 1440, 7)}  # a quiet week, 1,440 minutes counted
+    minutes[base + 3 * 1440 + 1] = 12_000  # the bill run
+    w = Window(lo, datetime(2026, 1, 8, tzinfo=UTC))
+    slices = w.split_by_counts(sorted(minutes.items()), 12)
+    assert slices[0].lo == w.lo and slices[-1].hi == w.hi
+    assert all(a.hi == b.lo and a.hi.microsecond == 0 for a, b in itertools.pairwise(slices))
+    share = sum(minutes.values()) / 12
+    volumes = [records_in(s, minutes) for s in slices]
+    assert sum(volumes) == sum(minutes.values())
+    assert max(volumes) <= 1.1 * share  # the burst minute is cut into 60 / 9 = 6.7 s parts
+    assert len(slices) <= 3 * 12
+
+
+def test_a_window_without_counts_is_split_by_time():
+    w = Window(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 8, tzinfo=UTC))
+    assert w.split_by_counts([], 4) == w.split(4)
+    assert w.split_by_counts([(29_000_000, 5)], 1) == [w]
