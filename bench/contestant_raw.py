@@ -32,11 +32,11 @@ def page_all(session: requests.Session, base: str, endpoint: str, fields: list[s
     rows: list[tuple] = []
     cursor = None
     while True:
-        r = session.get(
-            f"{base}/object-query/{endpoint}",
-            params=params + ([("cursor", cursor)] if cursor else []),
-            timeout=120,
-        )
+        page = params + ([("cursor", cursor)] if cursor else [])
+        r = session.get(f"{base}/object-query/{endpoint}", params=page, timeout=120)
+        if r.status_code == 401:  # the token's hour is over (1M items at 0.3 s take 75 min): a new one
+            session.headers["Authorization"] = f"Bearer {fetch_token(base, session)}"
+            r = session.get(f"{base}/object-query/{endpoint}", params=page, timeout=120)
         r.raise_for_status()
         body = r.json()
         rows.extend(tuple(_text(rec.get(f)) for f in fields) for rec in body["data"])
