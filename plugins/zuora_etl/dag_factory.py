@@ -153,8 +153,8 @@ def plan_task(family: Family):
 def slices_task(name: str):
     @task(task_id="slices")
     def slices(run_plan: RunPlan) -> list[list[WindowDict]]:
-        """The object's time slices in contiguous groups, one mapped extract each, which reads its
-        group's slices in threads (one extract reading nothing when the window is empty, so the
+        """The object's time slices in groups dealt round-robin, one mapped extract each, which reads
+        its group's slices in threads (one extract reading nothing when the window is empty, so the
         chain still reports)."""
         return slice_groups(run_plan["objects"][name])
 

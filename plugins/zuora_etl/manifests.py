@@ -27,7 +27,7 @@ class ObjectPlan(TypedDict):
     watermark: str | None  # the watermark before the run (None for a first load or a replay)
     by_parent: str | None  # read by the ids of this parent object's records in the run
     id_parts: list[str]  # staged parts with an `id` column: read exactly these records (replay)
-    tasks: NotRequired[int]  # mapped extracts reading `windows` in contiguous groups, by threads (default: one each)
+    tasks: NotRequired[int]  # mapped extracts reading `windows` dealt round-robin, by threads (default: one each)
     bulk: NotRequired[bool]  # read by Data Query export (a first load or long backfill), see bulk.py
     expected: NotRequired[int]  # records Zuora counted in the window (object and children), when asked
 
