@@ -13,8 +13,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # imported where used: light DAG files (see dag_factory)
+    import pandas as pd
 
 CONDITION_RE = re.compile(r"^(?P<field>[A-Za-z][A-Za-z0-9_]*)\.(?P<op>EQ|NE|LT|GT|LE|GE|SW|IN):(?P<value>.+)$")
 
@@ -43,6 +45,8 @@ class Condition:
     def mask(self, column: pd.Series) -> pd.Series:
         """Which values of `column` (raw staged text, None for missing) pass; a missing value passes
         only NE."""
+        import pandas as pd
+
         values = [None if v is None or v != v else str(v) for v in column.tolist()]
         return pd.Series([self.test(v) for v in values], index=column.index, dtype=bool)
 
@@ -77,6 +81,8 @@ def parse_all(texts: Sequence[str]) -> list[Condition]:
 def passing(frame: pd.DataFrame, conditions: Sequence[Condition], prefix: str = "") -> pd.Series:
     """Rows of `frame` that pass every condition (read from column `prefix + field`); all rows when
     there is none. A condition's column missing from the frame is an error, never a silent pass."""
+    import pandas as pd
+
     out = pd.Series(True, index=frame.index)
     for c in conditions:
         name = prefix + c.field

@@ -12,24 +12,24 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from .airflow_objects import variable_description
-from .bulk import count_window
 from .catalog import get_object
 from .chain import ObjectChain, Parent, check_mappings, object_chain
 from .dag_defaults import deadline_alerts, default_args
 from .errors import fail_fast
 from .families import Family, FamilyObject, get_family
-from .hooks.zuora import DataQueryError, ZuoraApiError, ZuoraHook
 from .liveness import run_alive
 from .manifests import LoadResult, Moved, ObjectResults, RunPlan, RunRow, WindowDict
 from .mapping import cached_mapping
 from .params import sync_params
-from .pipeline import probe_volume
 from .planning import Counted, advance_watermarks, backfill_block, plan_run, slice_groups
 from .settings import BULK_MIN_RECORDS, STATE_CONN_ID, SYNC_MAX_ACTIVE_RUNS
-from .staging import run_dir, staging_root
 from .state import StateStore
-from .summary import clean_staging, summarize
 from .windows import Window, parse_instant
+
+# The library's heavy modules (pandas, pyarrow, the HTTP provider: about a second of imports) are
+# imported inside the tasks that use them: every task process parses its DAG file before it runs,
+# and the DAG processor parses every file often, so the file itself stays light
+# (tests/dags/test_parse_cost.py holds every DAG file to it).
 
 log = logging.getLogger(__name__)
 # Answers to a Data Query call that mean the feature is off for the tenant or the user: the plan does
@@ -117,6 +117,8 @@ def plan_task(family: Family):
     @task.short_circuit(task_id="plan", ignore_downstream_trigger_rules=True)
     def plan() -> RunPlan | None:
         """Each object's windows (from its watermark, or the range asked for) and slices."""
+        from .staging import run_dir, staging_root
+
         ctx = get_current_context()
         dag_run, run_id = ctx["dag_run"], ctx["run_id"]
         state = StateStore()
@@ -163,6 +165,9 @@ def slices_task(name: str):
 
 def probe(family: Family, name: str, window: Window) -> tuple[datetime | None, float | None]:
     """The expected volume of a long window with no history to go by, asked of Zuora."""
+    from .hooks.zuora import ZuoraHook
+    from .pipeline import probe_volume
+
     with fail_fast():
         hook = ZuoraHook(track_prefix=f"{family.dag_id}.plan")
         return probe_volume(hook, get_object(name), family.get(name).filters, window)
@@ -172,6 +177,9 @@ def count(family: Family, name: str, window: Window) -> Counted | None:
     """Zuora's Data Query count of a long window: the object and its children in the family. None
     where Data Query is not available to the connection (the probe then sizes the slices, and the
     window is read by Object Query)."""
+    from .bulk import count_window
+    from .hooks.zuora import DataQueryError, ZuoraApiError, ZuoraHook
+
     children = [(get_object(o.name), o.parent.key, o.filters) for o in family.objects
                 if o.parent and o.parent.object == name]  # fmt: skip
     with fail_fast():
@@ -238,6 +246,8 @@ def summarize_task(family: Family):
         run_plan: RunPlan | None, results: dict[str, ObjectResults], moved: Moved | None = None
     ) -> list[RunRow]:
         """One runs row per object; fail if anything did not land."""
+        from .summary import summarize
+
         ctx = get_current_context()
         return summarize(family.dag_id, family.family, ctx["run_id"], run_plan, results, moved)
 
@@ -249,6 +259,8 @@ def cleanup_task():
     def clean(run_plan: RunPlan | None) -> list[str]:
         """Remove this run's staging when everything landed; sweep old failed runs' staging; hand
         the family's sync lease on."""
+        from .summary import clean_staging
+
         if run_plan and run_plan["mode"] == "sync":
             StateStore().release_sync_lease(run_plan["family"], run_plan["run_id"])
         return clean_staging(run_plan)

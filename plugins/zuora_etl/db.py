@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
 import sqlalchemy as sa
 from airflow.sdk import BaseHook
+
+if TYPE_CHECKING:  # imported where used: light DAG files (see dag_factory)
+    import pandas as pd
 
 _engines: dict[str, sa.Engine] = {}
 _lock = threading.Lock()
@@ -102,6 +103,9 @@ def stored_values(column: sa.Column, values: pd.Series, dialect: sa.Dialect) -> 
     Hand-written because SQLAlchemy converts one value at a time: a naive datetime64 column bound to
     SQLite (whose DATETIME processor formats each value in Python, 1.6 s per 100,000 rows) is
     formatted by numpy in one call instead, as the same text (`YYYY-MM-DD HH:MM:SS.ffffff`)."""
+    import numpy as np
+    import pandas as pd
+
     if (
         dialect.name == "sqlite"
         and isinstance(column.type, sa.DateTime)

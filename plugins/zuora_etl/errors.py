@@ -7,13 +7,13 @@ from contextlib import contextmanager
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from .hooks.zuora import ZuoraApiError
-
 
 @contextmanager
 def fail_fast() -> Iterator[None]:
     """Turn a fatal Zuora answer (bad credentials, an invalid field or filter) into
     `AirflowFailException`: retrying the task would only repeat it, minutes later."""
+    from .hooks.zuora import ZuoraApiError  # the hook's module is heavy (see dag_factory)
+
     try:
         yield
     except ZuoraApiError as exc:

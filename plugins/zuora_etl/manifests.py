@@ -129,10 +129,9 @@ class HeldParents(TypedDict):
 
 class ObjectResults(TypedDict, total=False):
     """Everything one object's chain returned, as `summarize` receives it (a step that did not run
-    is None; a mapped extract is a list, one result per slice)."""
+    is None; a mapped extract is a list, one result per slice; an extract maps what it reads)."""
 
-    extract: ExtractResult | list[ExtractResult] | None
-    transform: TransformResult | None
+    extract: TransformResult | list[TransformResult] | None
     load: LoadResult | None
     mark: MarkResult | None
     readback: LoadResult | None

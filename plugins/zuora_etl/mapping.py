@@ -12,14 +12,16 @@ import json
 import re
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .catalog import HOLDS, ZuoraObject, get_object, is_custom
 from .settings import include_dir
+
+if TYPE_CHECKING:  # imported where used: DAG files read the models only (see dag_factory)
+    import pandas as pd
 
 ColumnType = Literal["string", "integer", "number", "decimal", "boolean", "date", "datetime"]
 _TRUE, _FALSE = {"true", "1", "yes"}, {"false", "0", "no"}
@@ -141,6 +143,8 @@ def _cached_mapping(name: str, directory: Path) -> Mapping:
 
 def _convert(raw: pd.Series, col: Column) -> tuple[pd.Series, pd.Series]:
     """(converted values, mask of values that failed conversion)."""
+    import pandas as pd
+
     present = raw.notna()
     if col.type == "string":
         return raw, pd.Series(False, index=raw.index)
@@ -176,6 +180,8 @@ def apply_mapping(
     `columns` names the Zuora fields that failed, comma-separated, so that a column failing most
     records can be told from a few bad records. Each `carry` field of the raw records rides along
     in the good rows as `__<field>` (sinks write only their table's columns)."""
+    import pandas as pd
+
     reasons = pd.Series(None, index=raw.index, dtype="object")
     failed_columns = pd.Series(None, index=raw.index, dtype="object")
     out: dict[str, pd.Series] = {}

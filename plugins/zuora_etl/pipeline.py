@@ -22,7 +22,7 @@ from .conditions import Condition, passing
 from .decisions import decide
 from .hooks.zuora import ACTION_BATCH, ZuoraApiError, ZuoraHook
 from .logfmt import logfmt
-from .manifests import BulkRead, ExtractResult, HeldParents, LoadResult, TransformResult
+from .manifests import BulkRead, ColumnFailure, ExtractResult, HeldParents, LoadResult, TransformResult
 from .mapping import CARRY_PREFIX, Mapping, apply_mapping
 from .settings import DRY_RUN_SAMPLES
 from .sinks import Sink
@@ -101,25 +101,38 @@ def extract_pages(
 
 def merge(manifests: Sequence[dict]) -> dict:
     """One manifest from several reads of one object (window slices, mapped extracts, retries):
-    parts, windows and gone ids concatenated, counts summed, the newest updatedDate kept."""
-    out: dict = {"parts": [], "rows": 0, "pages": 0, "max_updated": None, "api_calls": 0}
-    lists, sums = ("windows", "gone_ids"), ("retried", "extract_seconds")
+    parts, windows and gone ids concatenated, counts summed, the newest updatedDate kept; the
+    transforms' results too (mapped extracts transform their own slices), failures per field summed."""
+    out: dict = {"parts": [], "rows": 0, "pages": 0, "max_updated": None, "api_calls": 0, "windows": [], "gone_ids": []}
+    lists = ("windows", "gone_ids", "raw_parts", "quarantine_parts")
+    sums = ("retried", "extract_seconds", "rows_in", "rows_out", "quarantined", "transform_seconds")
     for m in manifests:
         for k, v in m.items():
-            out.setdefault(k, v if k not in (*lists, *sums) else type(v)())
+            out.setdefault(k, type(v)() if k in (*lists, *sums) else v)
         out["parts"] += m["parts"]
         out["rows"] += m["rows"]
         out["pages"] += m.get("pages", 0)
         out["api_calls"] += m.get("api_calls", 0)
         out["max_updated"] = _newer(out["max_updated"], m.get("max_updated"))
         for k in lists:
-            out[k] = [*out.get(k, []), *m.get(k, [])]
+            if k in m:
+                out[k] = [*out[k], *m[k]]
         for k in sums:
             if k in m:
-                out[k] = round(out.get(k, 0) + m[k], 3)
+                out[k] = round(out[k] + m[k], 3)
         if "bulk" in m and out["bulk"] is not m["bulk"]:  # exports of several slices: all jobs and parts
             out["bulk"] = _merge_exports(out["bulk"], m["bulk"])
+        if "column_failures" in m and out["column_failures"] is not m["column_failures"]:
+            out["column_failures"] = _merge_failures(out["column_failures"], m["column_failures"])
     return out
+
+
+def _merge_failures(a: dict[str, ColumnFailure], b: dict[str, ColumnFailure]) -> dict[str, ColumnFailure]:
+    out = dict(a)
+    for column, failed in b.items():
+        seen = out.get(column)
+        out[column] = {"records": seen["records"] + failed["records"], "sample": seen["sample"]} if seen else failed
+    return dict(sorted(out.items(), key=lambda item: -item[1]["records"]))
 
 
 def _merge_exports(a: BulkRead, b: BulkRead) -> BulkRead:
@@ -259,24 +272,29 @@ def read_ids(parts: Sequence[str], column: str = "id", conditions: Sequence[Cond
 
 
 def transform(
-    mapping: Mapping, manifest: ExtractResult, directory: ObjectStoragePath, carry: tuple[str, ...] = ()
+    mapping: Mapping,
+    manifest: ExtractResult,
+    directory: ObjectStoragePath,
+    carry: tuple[str, ...] = (),
+    tag: str = "",
 ) -> TransformResult:
     """Apply the mapping part by part; write transformed parts (raw parts gathered up to
-    `settings.PART_ROWS` rows each) and one quarantine part per raw part that has rejects.
+    `settings.PART_ROWS` rows each) and one quarantine part per raw part that has rejects, their
+    names carrying `tag` (mapped tasks put their map index in it, so no two tasks share a name).
     Counts, per Zuora field, the records that failed it (`column_failures`, with a sample reason)."""
     started = time.monotonic()
     out: dict = {**manifest, "parts": [], "raw_parts": manifest["parts"], "quarantine_parts": [], "rows_in": 0,
            "rows_out": 0, "quarantined": 0, "column_failures": {}}  # fmt: skip
     failures: Counter[str] = Counter()
     samples: dict[str, str] = {}
-    mapped = FrameWriter(directory, "mapped")
+    mapped = FrameWriter(directory, f"mapped-{tag}" if tag else "mapped")
     for i, frame in enumerate(read_frames(manifest["parts"])):
         good, bad = apply_mapping(mapping, frame, carry)
         out["rows_in"] += len(frame)
         mapped.add(good)
         out["rows_out"] += len(good)
         if len(bad):
-            out["quarantine_parts"].append(write_frame(directory / f"quarantine-{i:05d}.parquet", bad))
+            out["quarantine_parts"].append(write_frame(directory / f"quarantine-{tag}{i:05d}.parquet", bad))
             out["quarantined"] += len(bad)
             for columns, reason in zip(bad["columns"], bad["reason"], strict=True):
                 for column in str(columns).split(","):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import NamedTuple
 
@@ -118,6 +119,17 @@ def plan_run(
             fixed, how = Window(fixed.lo, end), f"backfill run, reading the runs up to {end.isoformat()} too"
     if params.get("dry_run"):
         mode = "dry_run"
+    roots = [o for o in family.objects if not o.parent]
+    watermarks = {o.name: get_variable(hwm_variable(family.family, o.name)) for o in roots}
+    windows_of: dict[str, Window | None] = {}
+    for o in roots:
+        own = fixed or incremental_window(watermarks[o.name], initial, now, family.overlap_seconds, settle_s)
+        windows_of[o.name] = None if mode == "covered" else own
+    densities = {o.name: density(o.name) for o in roots}
+    # A first load or a long backfill: Zuora counts each object's window, all at once.
+    to_count = [n for n, w in windows_of.items()
+                if w and w.is_long() and (bulk_param == "auto" or densities[n] is None)]  # fmt: skip
+    counts = _all_at_once(count, [(n, windows_of[n]) for n in to_count]) if count else {}
     objects: dict[str, ObjectPlan] = {}
     for o in family.objects:
         if o.parent:
@@ -125,18 +137,13 @@ def plan_run(
             if objects.get(o.parent.object, {}).get("bulk"):
                 objects[o.name]["bulk"] = True
             continue
-        watermark = get_variable(hwm_variable(family.family, o.name))
-        window = fixed or incremental_window(watermark, initial, now, family.overlap_seconds, settle_s)
-        if mode == "covered":
-            window = None
+        watermark, window = watermarks[o.name], windows_of[o.name]
         fixed_slices = params.get("slices") or family.slices
-        expected, first = density(o.name), None
-        counted = None
-        if window and window.is_long() and count and (bulk_param == "auto" or expected is None):
-            counted = count(o.name, window)  # a first load or a long backfill: Zuora counts it
-            if counted is not None and expected is None:
-                first = counted.first
-                expected = counted.records / max(1.0, (window.hi - window.split_origin(first)).total_seconds())
+        expected, first = densities[o.name], None
+        counted = counts.get(o.name)
+        if counted is not None and expected is None:
+            first = counted.first
+            expected = counted.records / max(1.0, (window.hi - window.split_origin(first)).total_seconds())
         if window and expected is None and not fixed_slices and probe and window.is_long():
             first, expected = probe(o.name, window)  # no count: one page tells something
         bulk = bool(window) and reads_in_bulk(bulk_param, counted)
@@ -159,6 +166,15 @@ def plan_run(
     if how:
         plan["backfill"] = how
     return plan
+
+
+def _all_at_once(count: Callable[[str, Window], Counted | None], asks: list[tuple[str, Window]]) -> dict:
+    """Each (object, window)'s count, asked in threads: a count is a Data Query job (submit, polls,
+    result) of a second or more, and a family's objects are independent."""
+    if len(asks) <= 1:
+        return {name: count(name, window) for name, window in asks}
+    with ThreadPoolExecutor(max_workers=len(asks), thread_name_prefix="count") as pool:
+        return dict(zip([n for n, _ in asks], pool.map(lambda ask: count(*ask), asks), strict=True))
 
 
 def _split(window: Window, pieces: int, first: datetime | None, counted: Counted | None) -> list[Window]:

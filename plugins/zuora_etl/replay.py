@@ -13,15 +13,17 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from airflow.sdk import ObjectStoragePath
 
 from .catalog import PART_OF, ZUORA_ID_RE, get_object
 from .families import Family, get_family
-from .hooks.zuora import ZuoraHook
 from .manifests import ObjectPlan, RunPlan
-from .pipeline import IN_CHUNK, stage_ids
 from .state import StateStore
+
+if TYPE_CHECKING:  # the hook and the pipeline are imported where used: light DAG files (see dag_factory)
+    from .hooks.zuora import ZuoraHook
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +85,8 @@ def replay_parents(family: Family) -> dict[str, tuple[str, str]]:
 
 def _lookup(hook: ZuoraHook, endpoint: str, field: str, values: list[str], want: str) -> dict[str, str]:
     """`field` value -> `want` value of the records whose `field` is one of `values`."""
+    from .pipeline import IN_CHUNK
+
     found: dict[str, str] = {}
     for start in range(0, len(values), IN_CHUNK):
         chunk = values[start : start + IN_CHUNK]
@@ -126,6 +130,8 @@ def resolve(request: ReplayRequest, hook: ZuoraHook, state: StateStore) -> Resol
 def replay_plan(request: ReplayRequest, resolved: Resolved, run_id: str, staging_dir: ObjectStoragePath) -> RunPlan:
     """The run's plan: the resolved ids staged for their object, every other object of the family
     read only with its parent (or not at all)."""
+    from .pipeline import stage_ids
+
     family = get_family(request.family)
     parents = replay_parents(family)
     objects: dict[str, ObjectPlan] = {}

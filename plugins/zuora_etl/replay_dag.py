@@ -16,15 +16,12 @@ from .dag_defaults import deadline_alerts, default_args
 from .dag_factory import START_DATE, cleanup_task
 from .errors import fail_fast
 from .families import Family, usable_families
-from .hooks.zuora import ZuoraHook
 from .manifests import ObjectResults, RunPlan, RunRow
 from .operators.approval import ReplayApprovalOperator
 from .params import replay_params
 from .replay import parse_request, replay_parents, replay_plan, resolve
 from .settings import REPLAY_APPROVAL_THRESHOLD, REPLAY_APPROVAL_TIMEOUT_H, REPLAY_APPROVAL_VARIABLE, REPLAY_DAG_ID
-from .staging import run_dir, staging_root
 from .state import StateStore
-from .summary import summarize
 
 DAG_ID = REPLAY_DAG_ID
 DOC = """### zuora_replay
@@ -112,6 +109,9 @@ def resolve_task():
     @task(task_id="resolve")
     def resolve_ids() -> RunPlan:
         """Check the params, turn numbers and dead letters into Zuora ids, stage them."""
+        from .hooks.zuora import ZuoraHook  # the hook, staging and summary are heavy (see dag_factory)
+        from .staging import run_dir, staging_root
+
         ctx = get_current_context()
         try:
             request = parse_request(dict(ctx["params"]))
@@ -155,6 +155,8 @@ def route(run_plan: RunPlan) -> list[str]:
 @task(task_id="summarize", trigger_rule="all_done")
 def summarize_replay(run_plan: RunPlan | None, results: dict[str, dict[str, ObjectResults]]) -> list[RunRow]:
     """One runs row per object of the replayed family; fail if anything did not land."""
+    from .summary import summarize
+
     if not run_plan:
         raise AirflowFailException("the replay was not resolved; nothing ran")
     family = run_plan["family"]

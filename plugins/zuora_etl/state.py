@@ -21,12 +21,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from itertools import repeat
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import sqlalchemy as sa
 
 from .db import add_missing_columns, create_tables, engine_for, insert_rows, stored_values
 from .settings import STATE_CONN_ID
+
+if TYPE_CHECKING:  # imported where used: light DAG files (see dag_factory)
+    import pandas as pd
 
 metadata = sa.MetaData()
 
@@ -170,6 +173,8 @@ class StateStore:
     ) -> int:
         """One ledger row per (record id, updated_date), or per row of a frame of `record_id` and
         `updated_date` columns (a load's batch: converted column by column, no per-row objects)."""
+        import pandas as pd
+
         if isinstance(items, pd.DataFrame):
             ids, updated = items["record_id"].tolist(), items["updated_date"]
         else:

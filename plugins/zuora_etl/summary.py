@@ -36,12 +36,11 @@ def run_rows(
     mode = plan.get("mode", "unknown")
     rows: list[RunRow] = []
     for name, res in results.items():
-        ex = one_manifest(res.get("extract")) or {}
-        tr, ld = res.get("transform") or {}, res.get("load") or {}
+        ex, ld = one_manifest(res.get("extract")) or {}, res.get("load") or {}
         mk, rb = res.get("mark") or {}, res.get("readback") or {}
         marks = "mark" in res
         ok = bool(ld) and (mode == DRY_RUN or not marks or bool(mk and rb))
-        left = tr.get("quarantined", 0) + ld.get("rejected", 0) + ld.get("held", 0) if mode != DRY_RUN else 0
+        left = ex.get("quarantined", 0) + ld.get("rejected", 0) + ld.get("held", 0) if mode != DRY_RUN else 0
         windows = ex.get("windows") or []
         obj_plan = plan.get("objects", {}).get(name, {})
         before = obj_plan.get("watermark")
@@ -50,13 +49,13 @@ def run_rows(
             "window_lo": _naive(windows[0]["lo"]) if windows else None,
             "window_hi": _naive(windows[-1]["hi"]) if windows else None,
             "rows_extracted": ex.get("rows", 0), "rows_loaded": ld.get("loaded", 0),
-            "rows_unchanged": ld.get("unchanged", 0), "rows_quarantined": tr.get("quarantined", 0),
+            "rows_unchanged": ld.get("unchanged", 0), "rows_quarantined": ex.get("quarantined", 0),
             "rows_rejected": ld.get("rejected", 0), "rows_marked": mk.get("marked", 0),
             "rows_held": ld.get("held", 0), "rows_canceled": ld.get("canceled", 0),
             "rows_skipped": ld.get("skipped", 0), "rows_inserted": ld.get("inserted") if ld.get("dry_run") else None,
             "api_calls": ex.get("api_calls", 0) + rb.get("api_calls", 0),
             "watermark_before": before, "watermark_after": ((moved or {}).get(name) or {}).get("to", before),
-            "seconds": round(ex.get("extract_seconds", 0) + tr.get("transform_seconds", 0)
+            "seconds": round(ex.get("extract_seconds", 0) + ex.get("transform_seconds", 0)
                              + ld.get("load_seconds", 0), 3),
             "status": (DRY_RUN if mode == DRY_RUN else PARTIAL if left else SUCCESS) if ok else FAILED,
         }  # fmt: skip

@@ -45,12 +45,16 @@ def test_sync_dag_shape(bag, dag_id):
     summarize = dag.get_task("summarize")
     assert summarize.trigger_rule == "all_done"
     # summarize receives every step's result as an input: it cannot start before any of them ends
-    steps = {t.task_id for t in dag.tasks if t.task_id.rsplit(".", 1)[-1] in ("extract", "transform", "load", "mark")}
+    steps = {t.task_id for t in dag.tasks if t.task_id.rsplit(".", 1)[-1] in ("extract", "load", "mark")}
     assert steps <= summarize.get_flat_relative_ids(upstream=True)
     assert dag.get_task("clean_staging").is_teardown
     plan = dag.get_task("plan")  # a backfill run another run covers skips everything after it, at once
     assert type(plan).__name__ == "_ShortCircuitDecoratedOperator" and plan.ignore_downstream_trigger_rules
-    assert [t.task_id for t in dag.get_task("plan").downstream_list if t.task_id.endswith(".transform")] == []
+    # each extract maps what it read (mapped extracts side by side); the load takes it from there
+    assert not [t for t in dag.tasks if t.task_id.endswith(".transform")]
+    for extract in extracts:
+        load = extract.task_id.replace(".extract", ".load")
+        assert extract.task_id in dag.get_task(load).upstream_task_ids
 
 
 @pytest.mark.parametrize("dag_id", ["zuora_erp_invoices", "zuora_erp_payments", "zuora_erp_memos"])
@@ -62,7 +66,7 @@ def test_erp_dags_mark_before_advancing(bag, dag_id):
     assert {m.task_id for m in marks} <= before_advance
     readbacks = {t.task_id for t in dag.tasks if ".readback." in t.task_id}
     assert {
-        f"{m.task_id[: -len('.mark')]}.readback.{step}" for m in marks for step in ("extract", "transform", "load")
+        f"{m.task_id[: -len('.mark')]}.readback.{step}" for m in marks for step in ("extract", "load")
     } <= readbacks & before_advance, "the read-back of flagged documents is a visible step before advance"
 
 
@@ -127,9 +131,9 @@ def test_items_load_only_after_their_documents(bag, dag_id, parent, child):
     ("dag_id", "parent", "child"),
     [("zuora_erp_invoices", "invoices", "invoice_items"), ("zuora_erp_memos", "credit_memos", "credit_memo_items")],
 )
-def test_documents_load_after_their_lines_are_transformed(bag, dag_id, parent, child):
+def test_documents_load_after_their_lines_are_read_and_mapped(bag, dag_id, parent, child):
     """A REST target gets each document with its lines nested: the document's load waits for them."""
-    assert f"{child}.transform" in bag.dags[dag_id].get_task(f"{parent}.load").upstream_task_ids
+    assert f"{child}.extract" in bag.dags[dag_id].get_task(f"{parent}.load").upstream_task_ids
 
 
 def test_reconciliation_dag_shape(bag):

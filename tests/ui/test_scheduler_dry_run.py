@@ -1,6 +1,6 @@
 """A dry run of `zuora_crm_accounts` through the real scheduler and LocalExecutor of a standalone
 Airflow (not `dag.test()`): triggered over the REST API with conf {"dry_run": true}, it must end
-`success` with every task done, summarize only after every transform, and leave the DAG free to run
+`success` with every task done, summarize only after every load, and leave the DAG free to run
 again (its single run slot released, nothing left queued or running, the pool empty)."""
 
 from __future__ import annotations
@@ -52,9 +52,9 @@ def test_scheduler_dry_run_of_crm_accounts_succeeds_and_frees_the_dag(airflow_ui
         for task_id in ("plan", "summarize"):
             assert {ti["state"] for ti in by_id[task_id]} == {"success"}, states
         extracts = [ti for t, group in by_id.items() if t.split(".")[-1].startswith("extract") for ti in group]
-        transforms = [ti for t, group in by_id.items() if t.split(".")[-1] == "transform" for ti in group]
-        assert extracts and transforms, f"no extract/transform tasks in {sorted(states)}"
-        assert all(ti["state"] == "success" for ti in extracts + transforms), states
+        loads = [ti for t, group in by_id.items() if t.split(".")[-1] == "load" for ti in group]
+        assert extracts and loads, f"no extract/load tasks in {sorted(states)}"
+        assert all(ti["state"] == "success" for ti in extracts + loads), states  # a dry run's load compares
 
         # A dry run writes nothing to the target and moves no watermark.
         assert not _target_rows(airflow_ui.data_dir / "crm.db"), "a dry run wrote rows to the CRM target"
@@ -62,11 +62,11 @@ def test_scheduler_dry_run_of_crm_accounts_succeeds_and_frees_the_dag(airflow_ui
             resp = api.request("GET", f"variables/zuora_hwm__crm_accounts__{obj}")
             assert resp.status_code == 404, f"a dry run moved the {obj} watermark: {resp.text[:200]}"
 
-        # summarize reports on the transforms: it may start only after every one of them ended.
+        # summarize reports on the loads: it may start only after every one of them ended.
         summarize_start = _when(by_id["summarize"][0]["start_date"])
-        last_transform = max(_when(ti["end_date"]) for ti in transforms)
-        assert summarize_start >= last_transform, (
-            f"summarize started {summarize_start} before the last transform ended {last_transform}"
+        last_load = max(_when(ti["end_date"]) for ti in loads)
+        assert summarize_start >= last_load, (
+            f"summarize started {summarize_start} before the last load ended {last_load}"
         )
 
         # Not stuck: no run of the DAG queued or running (its run slots are free), no

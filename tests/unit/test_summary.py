@@ -17,16 +17,19 @@ W1 = {"lo": "2026-01-01T00:00:00+00:00", "hi": "2026-01-01T06:00:00+00:00"}
 W2 = {"lo": "2026-01-01T06:00:00+00:00", "hi": "2026-01-01T12:00:00+00:00"}
 
 
-def ex(rows: int, window: dict | None = None) -> dict:
+def ex(rows: int, window: dict | None = None, quarantined: int = 0) -> dict:
+    """A transforming extract's result."""
     return {"parts": [], "rows": rows, "pages": 1, "api_calls": 1, "max_updated": None,
-            "windows": [window] if window else [], "extract_seconds": 0.5}  # fmt: skip
+            "windows": [window] if window else [], "extract_seconds": 0.5, "raw_parts": [], "rows_in": rows,
+            "rows_out": rows - quarantined, "quarantined": quarantined, "transform_seconds": 0.1}  # fmt: skip
 
 
-def results(load_items: dict | None = None, mark: dict | None = None, readback: dict | None = None) -> dict:
-    load = {"loaded": 15, "unchanged": 0, "rejected": 0, "held": 0}
-    invoices = {"extract": [ex(10, W1), ex(5, W2)], "transform": {"quarantined": 0, "transform_seconds": 0.1},
-                "load": load, "mark": mark, "readback": readback}  # fmt: skip
-    items = {"extract": ex(30), "transform": {"quarantined": 0}, "load": load_items}
+def results(
+    load_items: dict | None = None, mark: dict | None = None, readback: dict | None = None, quarantined: int = 0
+) -> dict:
+    load = {"loaded": 15 - quarantined, "unchanged": 0, "rejected": 0, "held": 0}
+    invoices = {"extract": [ex(10, W1), ex(5, W2, quarantined)], "load": load, "mark": mark, "readback": readback}
+    items = {"extract": ex(30), "load": load_items}
     return {"invoices": invoices, "invoice_items": items}
 
 
@@ -45,6 +48,13 @@ def test_slices_are_summed_and_the_window_spans_them():
     assert (inv["rows_extracted"], inv["api_calls"], inv["rows_marked"]) == (15, 3, 15)
     assert inv["window_lo"].hour == 0 and inv["window_hi"].hour == 12
     assert statuses(rows) == {"invoices": "success", "invoice_items": "success"}
+    assert inv["seconds"] == round(2 * 0.5 + 2 * 0.1, 3)  # each slice's extract and transform, and no load time
+
+
+def test_records_a_mapped_slice_quarantined_leave_the_object_partial():
+    rows = run_rows("d", "erp_invoices", "r1", PLAN, results({"loaded": 30}, MARK, READBACK, quarantined=2), None)
+    assert rows[0]["rows_quarantined"] == 2 and rows[0]["rows_loaded"] == 13
+    assert statuses(rows) == {"invoices": "partial", "invoice_items": "success"}
 
 
 @pytest.mark.parametrize(
@@ -103,7 +113,7 @@ def test_staging_is_removed_only_when_summarize_recorded_no_failure(state, tmp_p
 
 
 def test_a_run_whose_plan_failed_is_recorded_as_failed_under_its_family():
-    nothing = dict.fromkeys(("extract", "transform", "load", "mark", "readback"))
+    nothing = dict.fromkeys(("extract", "load", "mark", "readback"))
     rows = run_rows(
         "zuora_erp_invoices", "erp_invoices", "r1", None, {"invoices": nothing, "invoice_items": nothing}, None
     )

@@ -4,22 +4,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, ObjectStoragePath
 
-from ..bulk import export_windows
 from ..catalog import ZuoraObject, get_object
 from ..conditions import parse_all
 from ..errors import fail_fast
-from ..hooks.zuora import ZuoraHook
-from ..manifests import ExtractResult, RunPlan, WindowDict
+from ..manifests import ExtractResult, RunPlan, TransformResult, WindowDict
 from ..mapping import cached_mapping
-from ..pipeline import extract_ids, extract_windows, extraction_fields, merge, one_manifest, read_ids
 from ..settings import STATE_CONN_ID, ZUORA_CONN_ID
-from ..staging import run_dir, staging_root
-from ..state import StateStore
 from ..windows import Window
+
+if TYPE_CHECKING:
+    from ..hooks.zuora import ZuoraHook
+
+# The pipeline's modules (pandas, pyarrow, the HTTP provider) are imported in `execute`, not here:
+# the DAG file that builds this operator stays light to parse (see dag_factory).
 
 
 class ZuoraObjectQueryOperator(BaseOperator):
@@ -40,7 +41,10 @@ class ZuoraObjectQueryOperator(BaseOperator):
     parents read that way, are read by Data Query export instead of Object Query pages.
 
     Returns an `ExtractResult` (parts, counts, newest updatedDate, API calls); the records stay in
-    staging, under the plan's `staging_dir`.
+    staging, under the plan's `staging_dir`. With `transform`, the task also maps what it read
+    (the object's mapping; rows that fail it are quarantined with their reasons) and returns a
+    `TransformResult`: each mapped extract transforms its own slices, side by side, and the load
+    step checks the object as a whole before it writes anything.
 
     :param family: family name (staging folder, dead letters, logs)
     :param zuora_object: catalog name of the object, e.g. ``invoice_items``
@@ -56,6 +60,10 @@ class ZuoraObjectQueryOperator(BaseOperator):
     :param subdir: staging sub-folder of the object (``readback`` for the mark step's read-back)
     :param retry_dead_letters: also read again, by id, every record of this object that has an open
         dead letter in the family; ids Zuora no longer returns under the filters become `gone_ids`
+    :param transform: apply the mapping to what was read (`parts` then names the mapped parts,
+        `raw_parts` the records as Zuora gave them)
+    :param carry: with `transform`, raw fields kept beside the mapped columns (a parent's id, the
+        fields the family's scope reads)
     """
 
     template_fields: Sequence[str] = ("plan", "window", "parent", "filters", "staging_root")
@@ -81,6 +89,8 @@ class ZuoraObjectQueryOperator(BaseOperator):
         staging_root: str | None = None,
         retry_dead_letters: bool = False,
         state_conn_id: str = STATE_CONN_ID,
+        transform: bool = False,
+        carry: Sequence[str] = (),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -92,22 +102,30 @@ class ZuoraObjectQueryOperator(BaseOperator):
         self.fields, self.mapping, self.extra_fields = fields, mapping, list(extra_fields or [])
         self.subdir, self.zuora_conn_id, self.staging_root = subdir, zuora_conn_id, staging_root
         self.retry_dead_letters, self.state_conn_id = retry_dead_letters, state_conn_id
+        self.transform, self.carry = transform, tuple(carry)
 
     def _hook(self) -> ZuoraHook:
+        from ..hooks.zuora import ZuoraHook
+
         return ZuoraHook(self.zuora_conn_id, track_prefix=f"{self.dag_id}.{self.task_id}")
 
-    def execute(self, context: Any) -> ExtractResult:
+    def execute(self, context: Any) -> ExtractResult | TransformResult:
         with fail_fast():
             return self._extract(context)
 
     def staging_dir(self, context: Any, parent: dict | None) -> str:
         """The run's staging directory: the plan's, else the parent's, else derived from the run."""
+        from ..staging import run_dir, staging_root
+
         for source in (self.plan, parent):
             if source and source.get("staging_dir"):
                 return str(source["staging_dir"])
         return str(run_dir(staging_root(self.staging_root), self.family, context["run_id"]))
 
-    def _extract(self, context: Any) -> ExtractResult:
+    def _extract(self, context: Any) -> ExtractResult | TransformResult:
+        from ..bulk import export_windows
+        from ..pipeline import extract_ids, extract_windows, extraction_fields, merge, one_manifest, read_ids, transform
+
         started = time.monotonic()
         obj = get_object(self.zuora_object)
         parent = one_manifest(self.parent)  # the parent's results, read once (a mapped parent: one per slice)
@@ -133,7 +151,7 @@ class ZuoraObjectQueryOperator(BaseOperator):
         if parent is not None and bulk and parent.get("bulk"):
             reads.append(self._children_by_export(obj, parent, fields, directory, tag))
         elif parent is not None:
-            ids = read_ids(parent.get("parts", []), conditions=parse_all(self.parent_conditions))
+            ids = read_ids(raw_parts(parent), conditions=parse_all(self.parent_conditions))
             self.log.info("Reading %s of %d %s records%s", obj.name, len(ids), parent.get("object"),
                           f" ({' and '.join(self.parent_conditions)})" if self.parent_conditions else "")  # fmt: skip
             key = self.parent_key or "id"
@@ -160,7 +178,12 @@ class ZuoraObjectQueryOperator(BaseOperator):
             manifest["rows"], obj.name, manifest["pages"], manifest["api_calls"], manifest["extract_seconds"],
             manifest["max_updated"],
         )  # fmt: skip
-        return manifest  # type: ignore[return-value]
+        if not self.transform:
+            return manifest  # type: ignore[return-value]
+        result = transform(cached_mapping(self.mapping or obj.name), manifest, directory, self.carry, tag)  # type: ignore[arg-type]
+        self.log.info("%s: %d records mapped, %d quarantined (%.1fs)", obj.name, result["rows_out"],
+                      result["quarantined"], result["transform_seconds"])  # fmt: skip
+        return result
 
     def _windows(self) -> list[Window]:
         if self.window is not None:
@@ -175,6 +198,8 @@ class ZuoraObjectQueryOperator(BaseOperator):
         return dict((plan or {}).get("objects", {}).get(obj.name, {})) if plan else {}
 
     def _plan_ids(self, obj: ZuoraObject) -> list[str]:
+        from ..pipeline import read_ids
+
         parts = self._plan_object(obj).get("id_parts", [])
         return list(dict.fromkeys(read_ids(parts))) if parts else []
 
@@ -182,6 +207,9 @@ class ZuoraObjectQueryOperator(BaseOperator):
         """The children of the parents an export read, by export too: per parent window, the
         records whose `parent_key` names a parent in that window passing the parent's filters and
         conditions. Parents read otherwise (dead letters retried by id) bring theirs by id."""
+        from ..bulk import export_windows
+        from ..pipeline import extract_ids, merge, read_ids
+
         scope = (get_object(parent["object"]), self.parent_key or "id",
                  [*parent.get("filters", []), *self.parent_conditions])  # fmt: skip
         windows = [Window.from_dict(w) for w in parent.get("windows", [])]
@@ -189,7 +217,7 @@ class ZuoraObjectQueryOperator(BaseOperator):
                       parent["object"], len(windows))  # fmt: skip
         read = export_windows(self._hook, obj, fields, self.filters, windows, directory, f"raw-{tag}bulk", scope)
         exported = set(parent["bulk"]["parts"])
-        others = [p for p in parent.get("parts", []) if p not in exported]
+        others = [p for p in raw_parts(parent) if p not in exported]
         ids = read_ids(others, conditions=parse_all(self.parent_conditions)) if others else []
         if not ids:
             return read
@@ -200,6 +228,9 @@ class ZuoraObjectQueryOperator(BaseOperator):
     def _retry(self, obj: ZuoraObject, fields: list[str], directory: Any, manifest: dict) -> None:
         """Read every open dead letter's record again, beside this run's read. Its updatedDate does
         not count for the watermark: these records are outside the run's window."""
+        from ..pipeline import extract_ids, read_ids
+        from ..state import StateStore
+
         letters = StateStore(self.state_conn_id).open_dead_letter_ids(self.family, obj.name)
         if not letters:
             return
@@ -211,3 +242,9 @@ class ZuoraObjectQueryOperator(BaseOperator):
             manifest[key] += again[key]
         self.log.info("Read %d records with open dead letters again: %d found, %d gone from Zuora",
                       len(letters), len(found), len(letters) - len(found))  # fmt: skip
+
+
+def raw_parts(result: dict) -> list[str]:
+    """A step's parts as Zuora gave them: a transformed extract's `raw_parts`, else its `parts`
+    (an extract that did not transform, or the mark step's ids)."""
+    return list(result.get("raw_parts", result.get("parts", [])))

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, ObjectStoragePath
 from airflow.sdk.exceptions import AirflowSkipException
 
 from ..catalog import get_object
 from ..errors import fail_fast
-from ..hooks.zuora import ZuoraHook
 from ..manifests import MarkResult
-from ..pipeline import flags_in_zuora, mark_transferred, read_ids, stage_ids
 from ..settings import STATE_CONN_ID, ZUORA_CONN_ID
-from ..sinks import is_http
 from ..state import FLAGGED, StateStore
+
+if TYPE_CHECKING:
+    from ..hooks.zuora import ZuoraHook
+
+# The hook and the pipeline (pandas, pyarrow, the HTTP provider) are imported where used, not here:
+# the DAG file that builds this operator stays light to parse (see dag_factory).
 
 
 class ZuoraMarkTransferredOperator(BaseOperator):
@@ -60,6 +63,10 @@ class ZuoraMarkTransferredOperator(BaseOperator):
             return self._mark(context)
 
     def _mark(self, context: Any) -> MarkResult:
+        from ..hooks.zuora import ZuoraHook
+        from ..pipeline import mark_transferred, stage_ids
+        from ..sinks import is_http
+
         obj = get_object(self.zuora_object)
         run_id, state = context["run_id"], StateStore(self.state_conn_id)
         hook = ZuoraHook(self.zuora_conn_id, track_prefix=f"{self.dag_id}.{self.task_id}")
@@ -86,6 +93,8 @@ class ZuoraMarkTransferredOperator(BaseOperator):
 
     def _todo(self, context: Any, hook: ZuoraHook, obj: Any, state: StateStore) -> list[str]:
         """The accepted documents this try still has to flag."""
+        from ..pipeline import flags_in_zuora, read_ids
+
         accepted = list(dict.fromkeys(read_ids(self.manifest.get("accepted_parts", []))))
         ti = context.get("ti")
         if not accepted or getattr(ti, "try_number", 1) <= 1:

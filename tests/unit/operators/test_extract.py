@@ -75,6 +75,45 @@ def test_reads_the_children_of_a_parents_records(env):
     assert items["staging_dir"] == parent["staging_dir"]
 
 
+def test_children_of_a_transformed_parent_are_read_by_its_raw_records_in_scope(env):
+    parent = run(env, windows=everything(), transform=True, extra_fields=["status"], carry=["status"])
+    assert parent["raw_parts"] and parent["parts"] != parent["raw_parts"]
+    op = ZuoraObjectQueryOperator(task_id="x", family="erp_invoices", zuora_object="invoice_items", parent=parent,
+                                  parent_key="invoiceId", parent_conditions=["status.EQ:Posted"])  # fmt: skip
+    items = op.execute(context())
+    posted = {r["id"] for r in env.emu.store.truth("invoices") if r["status"] == "Posted"}
+    expected = [r for r in env.emu.store.truth("invoice-items") if r["invoiceId"] in posted]
+    assert 0 < items["rows"] == len(expected) < len(env.emu.store.truth("invoice-items"))
+
+
+def test_mapped_extracts_transform_their_own_slices_and_merge_as_one(env):
+    from zuora_etl.pipeline import one_manifest
+
+    whole = Window.from_dict(everything()[0] | {"lo": "2000-01-01T00:00:00+00:00"})
+    slices = [run(env, map_index=i, window=s.to_dict(), transform=True) for i, s in enumerate(whole.split(3))]
+    merged = one_manifest(slices)
+    truth = env.emu.store.truth("invoices")
+    assert merged["rows"] == merged["rows_in"] == merged["rows_out"] == len(truth) and merged["quarantined"] == 0
+    assert sorted(read_ids(merged["parts"])) == sorted(r["id"] for r in truth)
+    assert sorted(read_ids(merged["raw_parts"])) == sorted(r["id"] for r in truth)
+    names = [p.rsplit("/", 1)[-1] for m in slices for p in m["parts"]]
+    assert len(names) == len(set(names)), "mapped part names never collide between mapped tasks"
+
+
+def test_bad_records_are_quarantined_with_their_reason(env, strict_status):
+    from zuora_etl.pipeline import one_manifest
+
+    bad = env.emu.store.truth("invoices")[:3]
+    env.emu.store.mutate([{"op": "update", "object": "invoices", "ids": [r["id"] for r in bad],
+                           "set": {"status": "Bogus"}}])  # fmt: skip
+    whole = Window.from_dict(everything()[0] | {"lo": "2000-01-01T00:00:00+00:00"})
+    result = one_manifest([run(env, map_index=i, window=s.to_dict(), transform=True)
+                           for i, s in enumerate(whole.split(2))])  # fmt: skip
+    assert result["quarantined"] == 3 and result["column_failures"]["status"]["records"] == 3
+    assert result["rows_out"] == result["rows_in"] - 3 and len(result["quarantine_parts"]) >= 1
+    assert "value not allowed" in result["column_failures"]["status"]["sample"]
+
+
 def test_the_volume_probe_finds_the_first_record_and_counts_a_window_of_less_than_a_page(env):
     from zuora_etl.catalog import get_object
     from zuora_etl.hooks.zuora import ZuoraHook

@@ -10,7 +10,6 @@ from airflow.sdk.exceptions import AirflowSkipException
 from zuora_etl.operators.extract import ZuoraObjectQueryOperator
 from zuora_etl.operators.load import ZuoraSinkOperator
 from zuora_etl.operators.mark import ZuoraMarkTransferredOperator
-from zuora_etl.operators.transform import ZuoraTransformOperator
 from zuora_etl.pipeline import read_ids
 
 from tests.unit.operators.conftest import context, everything
@@ -24,10 +23,8 @@ def loaded(mode: str = "sync") -> dict:
     ctx = context("mark-run")
     common = {"family": "erp_invoices", "zuora_object": "invoices"}
     extracted = ZuoraObjectQueryOperator(task_id="e", windows=everything(), extra_fields=[FLAG, "status"],
-                                         **common).execute(ctx)  # fmt: skip
-    transformed = ZuoraTransformOperator(task_id="t", zuora_object="invoices", manifest=extracted,
-                                         carry=["status", FLAG]).execute(ctx)  # fmt: skip
-    return ZuoraSinkOperator(task_id="l", manifest=transformed, sink_conn_id="zuora_erp_sink", plan={"mode": mode},
+                                         transform=True, carry=["status", FLAG], **common).execute(ctx)  # fmt: skip
+    return ZuoraSinkOperator(task_id="l", manifest=extracted, sink_conn_id="zuora_erp_sink", plan={"mode": mode},
                              deliver_if=POSTED, flag_field=FLAG, **common).execute(ctx)  # fmt: skip
 
 
