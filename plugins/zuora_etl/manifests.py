@@ -7,7 +7,10 @@ one value: the load's result still names the raw parts the mark step flags from.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal, NotRequired, TypedDict
+
+from .windows import parse_instant
 
 # covered: a run of an Airflow backfill whose interval an earlier run of the same backfill reads
 Mode = Literal["sync", "backfill", "dry_run", "replay", "covered"]
@@ -165,3 +168,63 @@ class RunRow(TypedDict):
 
 
 Moved = dict[str, dict[str, str | None]]  # advance's result: object -> {"from", "to"}
+
+
+# ---------- the results of mapped tasks, as one ----------
+def newer(a: str | None, b: str | None) -> str | None:
+    if a is None or b is None:
+        return a or b
+    return a if parse_instant(a) >= parse_instant(b) else b
+
+
+def merge(manifests: Sequence[dict]) -> dict:
+    """One manifest from several reads of one object (window slices, mapped extracts, retries):
+    parts, windows and gone ids concatenated, counts summed, the newest updatedDate kept; the
+    transforms' results too (mapped extracts transform their own slices), failures per field summed."""
+    out: dict = {"parts": [], "rows": 0, "pages": 0, "max_updated": None, "api_calls": 0, "windows": [], "gone_ids": []}
+    lists = ("windows", "gone_ids", "raw_parts", "quarantine_parts")
+    sums = ("retried", "extract_seconds", "rows_in", "rows_out", "quarantined", "transform_seconds")
+    for m in manifests:
+        for k, v in m.items():
+            out.setdefault(k, type(v)() if k in (*lists, *sums) else v)
+        out["parts"] += m["parts"]
+        out["rows"] += m["rows"]
+        out["pages"] += m.get("pages", 0)
+        out["api_calls"] += m.get("api_calls", 0)
+        out["max_updated"] = newer(out["max_updated"], m.get("max_updated"))
+        for k in lists:
+            if k in m:
+                out[k] = [*out[k], *m[k]]
+        for k in sums:
+            if k in m:
+                out[k] = round(out[k] + m[k], 3)
+        if "bulk" in m and out["bulk"] is not m["bulk"]:  # exports of several slices: all jobs and parts
+            out["bulk"] = _merge_exports(out["bulk"], m["bulk"])
+        if "column_failures" in m and out["column_failures"] is not m["column_failures"]:
+            out["column_failures"] = _merge_failures(out["column_failures"], m["column_failures"])
+    return out
+
+
+def _merge_failures(a: dict[str, ColumnFailure], b: dict[str, ColumnFailure]) -> dict[str, ColumnFailure]:
+    out = dict(a)
+    for column, failed in b.items():
+        seen = out.get(column)
+        out[column] = {"records": seen["records"] + failed["records"], "sample": seen["sample"]} if seen else failed
+    return dict(sorted(out.items(), key=lambda item: -item[1]["records"]))
+
+
+def _merge_exports(a: BulkRead, b: BulkRead) -> BulkRead:
+    return {
+        "jobs": [*a["jobs"], *b["jobs"]],
+        "snapshot": min(a["snapshot"], b["snapshot"], key=parse_instant),
+        "parts": [*a["parts"], *b["parts"]],
+    }
+
+
+def one_manifest(value: ExtractResult | Sequence[ExtractResult] | None) -> ExtractResult | None:
+    """An object's extraction as one manifest, whether its extract task was mapped over slices (a
+    sequence, one per slice) or not."""
+    if value is None or isinstance(value, dict):
+        return value
+    found = [m for m in value if m]
+    return merge(found) if found else None  # type: ignore[return-value]

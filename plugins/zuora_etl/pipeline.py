@@ -22,7 +22,7 @@ from .conditions import Condition, passing
 from .decisions import decide
 from .hooks.zuora import ACTION_BATCH, ZuoraApiError, ZuoraHook
 from .logfmt import logfmt
-from .manifests import BulkRead, ColumnFailure, ExtractResult, HeldParents, LoadResult, TransformResult
+from .manifests import ExtractResult, HeldParents, LoadResult, TransformResult, merge, newer
 from .mapping import CARRY_PREFIX, Mapping, apply_mapping
 from .settings import DRY_RUN_SAMPLES
 from .sinks import Sink
@@ -44,12 +44,6 @@ def extraction_fields(mapping: Mapping, extra: list[str] = ()) -> list[str]:
     return sorted({"id", "updatedDate", *mapping.source_fields(), *extra})
 
 
-def _newer(a: str | None, b: str | None) -> str | None:
-    if a is None or b is None:
-        return a or b
-    return a if parse_instant(a) >= parse_instant(b) else b
-
-
 def _stream(
     hook: ZuoraHook, obj: ZuoraObject, fields: list[str], filters: list[str], writer: PartWriter, read: str
 ) -> dict:
@@ -62,7 +56,7 @@ def _stream(
         pages += 1
         writer.add(page)
         for rec in page[-1:]:  # sorted ascending: the page's last record is its newest
-            max_updated = _newer(max_updated, rec.get("updatedDate"))
+            max_updated = newer(max_updated, rec.get("updatedDate"))
         call = hook.last_call
         log.info(
             logfmt(
@@ -99,50 +93,6 @@ def extract_pages(
     return {"parts": writer.parts, "rows": writer.rows, **streamed}
 
 
-def merge(manifests: Sequence[dict]) -> dict:
-    """One manifest from several reads of one object (window slices, mapped extracts, retries):
-    parts, windows and gone ids concatenated, counts summed, the newest updatedDate kept; the
-    transforms' results too (mapped extracts transform their own slices), failures per field summed."""
-    out: dict = {"parts": [], "rows": 0, "pages": 0, "max_updated": None, "api_calls": 0, "windows": [], "gone_ids": []}
-    lists = ("windows", "gone_ids", "raw_parts", "quarantine_parts")
-    sums = ("retried", "extract_seconds", "rows_in", "rows_out", "quarantined", "transform_seconds")
-    for m in manifests:
-        for k, v in m.items():
-            out.setdefault(k, type(v)() if k in (*lists, *sums) else v)
-        out["parts"] += m["parts"]
-        out["rows"] += m["rows"]
-        out["pages"] += m.get("pages", 0)
-        out["api_calls"] += m.get("api_calls", 0)
-        out["max_updated"] = _newer(out["max_updated"], m.get("max_updated"))
-        for k in lists:
-            if k in m:
-                out[k] = [*out[k], *m[k]]
-        for k in sums:
-            if k in m:
-                out[k] = round(out[k] + m[k], 3)
-        if "bulk" in m and out["bulk"] is not m["bulk"]:  # exports of several slices: all jobs and parts
-            out["bulk"] = _merge_exports(out["bulk"], m["bulk"])
-        if "column_failures" in m and out["column_failures"] is not m["column_failures"]:
-            out["column_failures"] = _merge_failures(out["column_failures"], m["column_failures"])
-    return out
-
-
-def _merge_failures(a: dict[str, ColumnFailure], b: dict[str, ColumnFailure]) -> dict[str, ColumnFailure]:
-    out = dict(a)
-    for column, failed in b.items():
-        seen = out.get(column)
-        out[column] = {"records": seen["records"] + failed["records"], "sample": seen["sample"]} if seen else failed
-    return dict(sorted(out.items(), key=lambda item: -item[1]["records"]))
-
-
-def _merge_exports(a: BulkRead, b: BulkRead) -> BulkRead:
-    return {
-        "jobs": [*a["jobs"], *b["jobs"]],
-        "snapshot": min(a["snapshot"], b["snapshot"], key=parse_instant),
-        "parts": [*a["parts"], *b["parts"]],
-    }
-
-
 def probe_volume(
     hook: ZuoraHook, obj: ZuoraObject, filters: list[str], window: Window
 ) -> tuple[datetime | None, float | None]:
@@ -159,15 +109,6 @@ def probe_volume(
     if len(oldest) < PROBE_PAGE:
         return first, len(oldest) / max(1.0, (window.hi - first).total_seconds())
     return first, None
-
-
-def one_manifest(value: ExtractResult | Sequence[ExtractResult] | None) -> ExtractResult | None:
-    """An object's extraction as one manifest, whether its extract task was mapped over slices (a
-    sequence, one per slice) or not."""
-    if value is None or isinstance(value, dict):
-        return value
-    found = [m for m in value if m]
-    return merge(found) if found else None  # type: ignore[return-value]
 
 
 def stage_ids(directory: ObjectStoragePath, name: str, ids: Sequence[str]) -> list[str]:
@@ -248,7 +189,7 @@ def extract_ids(
             read = f"{key} in ids {lo + 1}-{lo + len(chunk)} of {len(unique)} (chunk {n + 1}/{len(chunks)})"
             streamed = _stream(hook, obj, fields, [f"{key}.IN:[{','.join(chunk)}]", *filters], writer, read)
             pages += streamed["pages"]
-            max_updated = _newer(max_updated, streamed["max_updated"])
+            max_updated = newer(max_updated, streamed["max_updated"])
         writer.flush()
         return {"parts": writer.parts, "rows": writer.rows, "pages": pages, "max_updated": max_updated}
 

@@ -11,15 +11,19 @@ import json
 import os
 import re
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 from airflow.sdk import ObjectStoragePath, Variable
 
 from . import settings
 from .settings import STAGING_RETENTION_S, STAGING_ROOT_VARIABLE
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+# pandas and pyarrow (about half a second) are imported by the functions that write or read parts:
+# the run's last tasks only sweep directories (summary.clean_staging) and start without them.
 
 
 def default_root() -> str:
@@ -79,6 +83,8 @@ class PartWriter:
     def flush(self) -> None:
         if not self.buffered:
             return
+        import pyarrow as pa
+
         table = pa.table({f: pa.array(self.buffer[f], type=pa.string()) for f in self.fields})
         path = self.directory / f"{self.prefix}-{len(self.parts):05d}.parquet"
         write_table(path, table)
@@ -110,6 +116,8 @@ class FrameWriter:
     def flush(self) -> None:
         if not self.frames:
             return
+        import pandas as pd
+
         frame = self.frames[0] if len(self.frames) == 1 else pd.concat(self.frames, ignore_index=True)
         self.parts.append(write_frame(self.directory / f"{self.prefix}-{len(self.parts):05d}.parquet", frame))
         self.frames, self.buffered = [], 0
@@ -123,17 +131,23 @@ def part_rows_for(threads: int) -> int:
 
 
 def write_table(path: ObjectStoragePath, table: pa.Table) -> None:
+    import pyarrow.parquet as pq
+
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as fh:
         pq.write_table(table, fh, compression="zstd")
 
 
 def write_frame(path: ObjectStoragePath, frame: pd.DataFrame) -> str:
+    import pyarrow as pa
+
     write_table(path, pa.Table.from_pandas(frame, preserve_index=False))
     return str(path)
 
 
 def read_frame(uri: str) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+
     with ObjectStoragePath(uri).open("rb") as fh:
         return pq.read_table(fh).to_pandas()
 

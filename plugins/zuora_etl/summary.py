@@ -13,8 +13,7 @@ from datetime import datetime
 from airflow.sdk import ObjectStoragePath
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from .manifests import Moved, ObjectResults, RunPlan, RunRow
-from .pipeline import one_manifest
+from .manifests import Moved, ObjectResults, RunPlan, RunRow, one_manifest
 from .staging import remove_tree, sweep_stale_runs
 from .state import StateStore
 from .windows import parse_instant

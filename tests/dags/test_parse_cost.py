@@ -26,6 +26,10 @@ LIGHT_FILES = [
     "zuora_erp_invoices.py", "zuora_erp_payments.py", "zuora_erp_memos.py", "zuora_replay.py", "zuora_watch.py",
 ]  # fmt: skip
 
+# What a run's last tasks (summarize, clean_staging) import, beyond the DAG file: they only record
+# rows and sweep directories, after the loads.
+LIGHT_MODULES = ["zuora_etl.summary"]
+
 PARSE = """
 import json, sys
 import airflow.models, airflow.sdk, airflow.sdk.execution_time.task_runner  # what a worker holds
@@ -49,3 +53,23 @@ def test_dag_file_parses_without_heavy_modules(name):
     parsed = json.loads(done.stdout.strip().splitlines()[-1])
     assert parsed["errors"] == {} and parsed["dags"], parsed
     assert parsed["heavy"] == [], f"{name} imports at parse time: {parsed['heavy'][:10]}"
+
+
+IMPORT = """
+import json, sys
+import airflow.sdk
+before = set(sys.modules)
+__import__(sys.argv[1])
+print(json.dumps(sorted(m for m in set(sys.modules) - before
+                        if any(m == h or m.startswith(h + ".") for h in sys.argv[2:]))))
+"""
+
+
+@pytest.mark.parametrize("module", LIGHT_MODULES)
+def test_the_end_of_a_run_imports_no_heavy_modules(module):
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORT, module, *HEAVY],
+        capture_output=True, text=True, env=os.environ, timeout=120, check=True,
+    )  # fmt: skip
+    heavy = json.loads(done.stdout.strip().splitlines()[-1])
+    assert heavy == [], f"{module} imports: {heavy[:10]}"

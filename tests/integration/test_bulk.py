@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import re
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
@@ -243,3 +244,30 @@ def test_the_count_gives_the_records_of_each_minute_object_query_reads(make_hook
     assert dict(minutes) == want and records == len(stamps) == sum(want.values()) > 0
     assert total == records and first == datetime.fromtimestamp(min(want) * 60, UTC)
     assert hook.api_calls <= 6
+
+
+def test_the_count_of_an_object_and_of_its_children_run_side_by_side(make_hook, monkeypatch, tmp_path):
+    """A parent's count and its children's are separate jobs, awaited together: each job's wait
+    meets the other's at a barrier (one after another, the first would wait alone and break it),
+    and the total adds exactly the items of the invoices counted."""
+    invoices, items = get_object("invoices"), get_object("invoice_items")
+    filters = ["status.EQ:Posted"]
+    where = ObjectStoragePath(f"file://{tmp_path}")
+    posted = extract_pages(
+        make_hook(), invoices, ["id", "updatedDate"], [*window().filters(), *filters], where / "inv", "raw"
+    )
+    ids = {i for part in posted["parts"] for i in read_frame(part)["id"]}
+    ever = Window(datetime(2000, 1, 1, tzinfo=UTC), window().hi).filters()  # invoice items need a filter
+    every_item = extract_pages(make_hook(), items, ["id", "updatedDate", "invoiceId"], ever, where / "items", "raw")
+    want_items = sum(int(i in ids) for part in every_item["parts"] for i in read_frame(part)["invoiceId"])
+
+    hook = make_hook()
+    barrier, wait = threading.Barrier(2, timeout=20), hook.wait_for_query
+
+    def together(job_id: str, timeout_s: float, poll_s: float) -> dict:
+        barrier.wait()
+        return wait(job_id, timeout_s, poll_s)
+
+    monkeypatch.setattr(hook, "wait_for_query", together)
+    records, total, _, _ = bulk.count_window(hook, invoices, filters, window(), [(items, "invoiceId", [])])
+    assert records == len(ids) > 0 and want_items > 0 and total == records + want_items

@@ -11,7 +11,7 @@ from airflow.sdk import BaseOperator, ObjectStoragePath
 from ..catalog import ZuoraObject, get_object
 from ..conditions import parse_all
 from ..errors import fail_fast
-from ..manifests import ExtractResult, RunPlan, TransformResult, WindowDict
+from ..manifests import ExtractResult, RunPlan, TransformResult, WindowDict, merge, one_manifest
 from ..mapping import cached_mapping
 from ..settings import STATE_CONN_ID, ZUORA_CONN_ID
 from ..windows import Window
@@ -124,7 +124,7 @@ class ZuoraObjectQueryOperator(BaseOperator):
 
     def _extract(self, context: Any) -> ExtractResult | TransformResult:
         from ..bulk import export_windows
-        from ..pipeline import extract_ids, extract_windows, extraction_fields, merge, one_manifest, read_ids, transform
+        from ..pipeline import extract_ids, extract_windows, extraction_fields, read_ids, transform
 
         started = time.monotonic()
         obj = get_object(self.zuora_object)
@@ -208,7 +208,7 @@ class ZuoraObjectQueryOperator(BaseOperator):
         records whose `parent_key` names a parent in that window passing the parent's filters and
         conditions. Parents read otherwise (dead letters retried by id) bring theirs by id."""
         from ..bulk import export_windows
-        from ..pipeline import extract_ids, merge, read_ids
+        from ..pipeline import extract_ids, read_ids
 
         scope = (get_object(parent["object"]), self.parent_key or "id",
                  [*parent.get("filters", []), *self.parent_conditions])  # fmt: skip

@@ -10,7 +10,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from ..conditions import parse_all
 from ..liveness import run_alive
-from ..manifests import HeldParents, LoadResult, RunPlan
+from ..manifests import HeldParents, LoadResult, RunPlan, one_manifest
 from ..mapping import cached_mapping
 from ..settings import REPLAY_DAG_ID, STATE_CONN_ID, SYSTEMIC_REJECT_MIN_ROWS, SYSTEMIC_REJECT_RATIO
 
@@ -86,13 +86,13 @@ class ZuoraSinkOperator(BaseOperator):
         self.systemic_reject_ratio, self.systemic_reject_min_rows = systemic_reject_ratio, systemic_reject_min_rows
 
     def delivery(self) -> Delivery:
-        from ..pipeline import Delivery, one_manifest
+        from ..pipeline import Delivery
 
         children = {name: (one_manifest(result), self.child_keys[name]) for name, result in self.children.items()}
         return Delivery(conditions=parse_all(self.deliver_if), flag_field=self.flag_field, children=children)
 
     def execute(self, context: Any) -> LoadResult:
-        from ..pipeline import load, one_manifest, preview
+        from ..pipeline import load, preview
         from ..sinks import sink_for
         from ..state import StateStore
 
@@ -131,7 +131,7 @@ class ZuoraSinkOperator(BaseOperator):
     def check_systemic(self, manifest: dict) -> None:
         """Fail, before anything is written, when this object's records or a nested child's fail
         as a whole (pipeline.systemic_failure)."""
-        from ..pipeline import one_manifest, systemic_failure
+        from ..pipeline import systemic_failure
 
         if "raw_parts" not in manifest:
             raise AirflowFailException(

@@ -87,7 +87,7 @@ def test_children_of_a_transformed_parent_are_read_by_its_raw_records_in_scope(e
 
 
 def test_mapped_extracts_transform_their_own_slices_and_merge_as_one(env):
-    from zuora_etl.pipeline import one_manifest
+    from zuora_etl.manifests import one_manifest
 
     whole = Window.from_dict(everything()[0] | {"lo": "2000-01-01T00:00:00+00:00"})
     slices = [run(env, map_index=i, window=s.to_dict(), transform=True) for i, s in enumerate(whole.split(3))]
@@ -101,7 +101,7 @@ def test_mapped_extracts_transform_their_own_slices_and_merge_as_one(env):
 
 
 def test_bad_records_are_quarantined_with_their_reason(env, strict_status):
-    from zuora_etl.pipeline import one_manifest
+    from zuora_etl.manifests import one_manifest
 
     bad = env.emu.store.truth("invoices")[:3]
     env.emu.store.mutate([{"op": "update", "object": "invoices", "ids": [r["id"] for r in bad],
