@@ -2,7 +2,9 @@
 
 Records never travel here, only where they are staged and how many there were. Each step's result
 extends the one it consumed, so a later step (and `summarize`) finds everything about the object in
-one value: the load's result still names the raw parts the mark step flags from.
+one value: the load's result still names the raw parts the mark step flags from. The results of a
+mapped task (one per slice) merge into one (`one_manifest`), with no pandas: the run's last tasks
+read them too.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ import csv
 import io
 import math
 import re
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -142,13 +143,20 @@ def parse_counts(csv_text: str) -> dict[str, int]:
 
 
 # ---------- running Data Query ----------
+# One bound for the whole task process: the plan counts several objects in threads, each with its
+# children's jobs, and together they still run at most DATA_QUERY_MAX_JOBS jobs at once.
+_JOB_SLOTS = threading.BoundedSemaphore(DATA_QUERY_MAX_JOBS)
+
+
 def run_queries(hook: ZuoraHook, sqls: Mapping[str, str], read: Callable[[ZuoraHook, dict], object]) -> dict:
-    """Run every SQL (key -> SQL) as a Data Query job, at most DATA_QUERY_MAX_JOBS at once (Zuora runs
-    a few per tenant and refuses the rest); `read(hook, job)` turns each completed job into a value."""
+    """Run every SQL (key -> SQL) as a Data Query job, at most DATA_QUERY_MAX_JOBS at once in this
+    process, whoever calls (Zuora runs a few per tenant and refuses the rest); `read(hook, job)` turns
+    each completed job into a value."""
 
     def one(sql: str) -> object:
-        job = hook.wait_for_query(hook.submit_query(sql), DATA_QUERY_TIMEOUT_S, DATA_QUERY_POLL_S)
-        return read(hook, job)
+        with _JOB_SLOTS:
+            job = hook.wait_for_query(hook.submit_query(sql), DATA_QUERY_TIMEOUT_S, DATA_QUERY_POLL_S)
+            return read(hook, job)
 
     with ThreadPoolExecutor(max_workers=DATA_QUERY_MAX_JOBS, thread_name_prefix="data-query") as pool:
         futures = {key: pool.submit(one, sql) for key, sql in sqls.items()}

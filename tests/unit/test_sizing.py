@@ -4,12 +4,16 @@ peak, storage, API calls against a daily limit; the sizing SQL files; the state 
 from __future__ import annotations
 
 import math
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 from zuora_etl.db import create_tables
 from zuora_etl.families import load_families
+from zuora_etl.settings import DATA_QUERY_MAX_JOBS
 from zuora_etl.sizing import (
     Read,
     add_months,
@@ -27,6 +31,7 @@ from zuora_etl.sizing import (
     load_counts,
     month_range,
     parse_counts,
+    run_queries,
     save_counts,
     sizing_sql,
     sizing_table,
@@ -225,3 +230,36 @@ def test_a_tenant_with_no_complete_month_yet_still_gets_a_report():
     from zuora_etl.sizing_report import chart_png
 
     assert chart_png(s)[:4] == b"\x89PNG"
+
+
+class _CountingHook:
+    """Stands in for ZuoraHook's Data Query calls and records the most jobs running at once."""
+
+    def __init__(self) -> None:
+        self.lock, self.running, self.most = threading.Lock(), 0, 0
+
+    def submit_query(self, sql: str) -> str:
+        with self.lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+        return sql
+
+    def wait_for_query(self, job_id: str, timeout_s: float, poll_s: float) -> dict:
+        time.sleep(0.05)
+        return {"id": job_id}
+
+    def done(self, job: dict) -> str:
+        with self.lock:
+            self.running -= 1
+        return job["id"]
+
+
+def test_data_query_jobs_stay_within_the_cap_across_callers():
+    """Callers in threads (the plan counting several objects, each with its children) share one
+    bound: never more than DATA_QUERY_MAX_JOBS jobs at once in the process, and every job answers."""
+    hook = _CountingHook()
+    batches = [{f"{b}-{i}": f"SELECT {b}{i}" for i in range(DATA_QUERY_MAX_JOBS)} for b in range(4)]
+    with ThreadPoolExecutor(max_workers=len(batches)) as pool:
+        results = list(pool.map(lambda sqls: run_queries(hook, sqls, lambda h, job: h.done(job)), batches))
+    assert results == batches
+    assert 1 <= hook.most <= DATA_QUERY_MAX_JOBS
