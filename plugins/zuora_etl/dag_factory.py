@@ -1,5 +1,5 @@
-"""Builds one sync DAG from a family model: plan -> per object chain (chain.py) -> advance ->
-summarize -> clean staging."""
+"""Builds one sync DAG from a family model: plan -> per object chain (chain.py) -> finish (the
+watermarks, the report, staging and the sync lease)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from .dag_defaults import deadline_alerts, default_args
 from .errors import fail_fast
 from .families import Family, FamilyObject, get_family
 from .liveness import run_alive
-from .manifests import LoadResult, Moved, ObjectResults, RunPlan, RunRow, WindowDict
+from .manifests import ObjectResults, RunPlan, RunRow, WindowDict
 from .mapping import cached_mapping
 from .params import sync_params
 from .planning import Counted, advance_watermarks, backfill_block, plan_run, slice_groups
@@ -106,10 +106,8 @@ def build_sync_dag(family: Family) -> DAG:
                 parent = Parent(chains[o.parent.object], o.parent.key) if o.parent else None
                 slices = None if o.parent else slices_task(o.name)(run_plan)
                 chains[o.name] = object_chain(family, o, run_plan, slices=slices, parent=parent)
-        moved = advance_task(family)(run_plan, {n: c.load for n, c in chains.items() if not family.get(n).parent})
-        [c.last for c in chains.values()] >> moved
-        report = summarize_task(family)(run_plan, {n: c.results() for n, c in chains.items()}, moved)
-        report >> cleanup_task()(run_plan).as_teardown()
+        # Every step's result is an input of `finish`: it starts when the last chain ends, whatever its state.
+        finish_task(family)(run_plan, {n: c.results() for n, c in chains.items()})
     return dag
 
 
@@ -226,46 +224,27 @@ def chose_interval(ctx) -> bool:
     return (inferred.start, inferred.end) != (pendulum.instance(start), pendulum.instance(end))
 
 
-def advance_task(family: Family):
-    @task(task_id="advance")
-    def advance(run_plan: RunPlan, loads: dict[str, LoadResult | None]) -> Moved:
-        """Move each object's watermark to the newest updatedDate its committed load read."""
-        return advance_watermarks(run_plan, loads, lambda n: Variable.get(n, default=None), set_watermark)
+def finish_task(family: Family):
+    @task(task_id="finish", trigger_rule="all_done")
+    def finish_run(run_plan: RunPlan | None, results: dict[str, ObjectResults]) -> list[RunRow]:
+        """Move each object's watermark to the newest updatedDate its committed load read (when
+        every chain landed); one runs row per object; fail if anything did not land. Then remove
+        this run's staging when everything landed, sweep old failed runs' staging, and hand the
+        family's sync lease on."""
+        from .summary import finish
 
-    return advance
+        loads = {name: res.get("load") for name, res in results.items() if not family.get(name).parent}
+        return finish(
+            family.dag_id, family.family, get_current_context()["run_id"], run_plan, results,
+            lambda: advance_watermarks(run_plan, loads, lambda n: Variable.get(n, default=None), set_watermark),
+        )  # fmt: skip
+
+    return finish_run
 
 
 def set_watermark(key: str, value: str) -> None:
     """Write a watermark Variable with the description the UI shows beside it."""
     Variable.set(key, value, description=variable_description(key))
-
-
-def summarize_task(family: Family):
-    @task(task_id="summarize", trigger_rule="all_done")
-    def summarize_run(
-        run_plan: RunPlan | None, results: dict[str, ObjectResults], moved: Moved | None = None
-    ) -> list[RunRow]:
-        """One runs row per object; fail if anything did not land."""
-        from .summary import summarize
-
-        ctx = get_current_context()
-        return summarize(family.dag_id, family.family, ctx["run_id"], run_plan, results, moved)
-
-    return summarize_run
-
-
-def cleanup_task():
-    @task(task_id="clean_staging")
-    def clean(run_plan: RunPlan | None) -> list[str]:
-        """Remove this run's staging when everything landed; sweep old failed runs' staging; hand
-        the family's sync lease on."""
-        from .summary import clean_staging
-
-        if run_plan and run_plan["mode"] == "sync":
-            StateStore().release_sync_lease(run_plan["family"], run_plan["run_id"])
-        return clean_staging(run_plan)
-
-    return clean
 
 
 __all__ = ["START_DATE", "build_sync_dag", "sync_dag"]

@@ -13,7 +13,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from .chain import ObjectChain, Parent, check_mappings, object_chain
 from .dag_defaults import deadline_alerts, default_args
-from .dag_factory import START_DATE, cleanup_task
+from .dag_factory import START_DATE
 from .errors import fail_fast
 from .families import Family, usable_families
 from .manifests import ObjectResults, RunPlan, RunRow
@@ -84,7 +84,7 @@ def build_replay_dag() -> DAG:
             routed >> [chains[o].extract.operator for o in roots(family)]
             results[family.family] = {n: c.results() for n, c in chains.items()}
         report = summarize_replay(run_plan, results)
-        report >> cleanup_task()(run_plan).as_teardown()
+        report >> clean_staging(run_plan).as_teardown()
     return dag
 
 
@@ -150,6 +150,14 @@ def route(run_plan: RunPlan) -> list[str]:
     if family is None:
         raise AirflowFailException(f"family {run_plan['family']} does not validate; fix its file (see the DAG docs)")
     return [f"{family.family}.{name}.extract" for name in roots(family)]
+
+
+@task(task_id="clean_staging")
+def clean_staging(run_plan: RunPlan | None) -> list[str]:
+    """Remove this replay's staging when everything landed; sweep old failed runs' staging."""
+    from .summary import clean_staging
+
+    return clean_staging(run_plan)
 
 
 @task(task_id="summarize", trigger_rule="all_done")

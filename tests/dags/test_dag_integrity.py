@@ -41,13 +41,14 @@ def test_sync_dag_shape(bag, dag_id):
         assert task.owner and task.owner != "airflow", task.task_id
     extracts = [t for t in dag.tasks if t.task_id.endswith(".extract")]
     assert extracts and all(t.pool == "zuora_api" for t in extracts)
-    assert {"plan", "advance", "summarize", "clean_staging"} <= set(dag.task_ids)
-    summarize = dag.get_task("summarize")
-    assert summarize.trigger_rule == "all_done"
-    # summarize receives every step's result as an input: it cannot start before any of them ends
+    # one step ends the run (watermarks, report, staging, lease): no task start spent on each
+    assert {"plan", "finish"} <= set(dag.task_ids)
+    assert not {"advance", "summarize", "clean_staging"} & set(dag.task_ids)
+    finish = dag.get_task("finish")
+    assert finish.trigger_rule == "all_done" and not finish.downstream_task_ids
+    # finish receives every step's result as an input: it cannot start before any of them ends
     steps = {t.task_id for t in dag.tasks if t.task_id.rsplit(".", 1)[-1] in ("extract", "load", "mark")}
-    assert steps <= summarize.get_flat_relative_ids(upstream=True)
-    assert dag.get_task("clean_staging").is_teardown
+    assert steps <= finish.get_flat_relative_ids(upstream=True)
     plan = dag.get_task("plan")  # a backfill run another run covers skips everything after it, at once
     assert type(plan).__name__ == "_ShortCircuitDecoratedOperator" and plan.ignore_downstream_trigger_rules
     # each extract maps what it read (mapped extracts side by side); the load takes it from there
@@ -62,12 +63,12 @@ def test_erp_dags_mark_before_advancing(bag, dag_id):
     dag = bag.dags[dag_id]
     marks = [t for t in dag.tasks if t.task_id.endswith(".mark")]
     assert marks
-    before_advance = dag.get_task("advance").get_flat_relative_ids(upstream=True)
+    before_advance = dag.get_task("finish").get_flat_relative_ids(upstream=True)
     assert {m.task_id for m in marks} <= before_advance
     readbacks = {t.task_id for t in dag.tasks if ".readback." in t.task_id}
     assert {
         f"{m.task_id[: -len('.mark')]}.readback.{step}" for m in marks for step in ("extract", "load")
-    } <= readbacks & before_advance, "the read-back of flagged documents is a visible step before advance"
+    } <= readbacks & before_advance, "the read-back of flagged documents is a visible step before the watermarks move"
 
 
 def test_crm_dags_do_not_mark(bag):
@@ -112,7 +113,8 @@ def test_replay_dag_shape(bag):
     assert {"family", "object", "ids", "dead_letters", "dry_run"} <= set(dag.params.keys())
     assert dag.schedule is None or dag.timetable.summary in ("None", "")
     assert {"resolve", "needs_approval", "approve", "approval_not_needed", "route", "summarize"} <= set(dag.task_ids)
-    assert "advance" not in dag.task_ids, "a replay never moves a watermark"
+    assert "finish" not in dag.task_ids, "a replay never moves a watermark"
+    assert dag.get_task("clean_staging").is_teardown
     assert {f"{fam}.invoices.extract" for fam in ("crm_invoices", "erp_invoices")} <= set(dag.task_ids)
     assert dag.get_task("erp_invoices.invoice_items.load").upstream_task_ids >= {"erp_invoices.invoices.load"}
     assert "erp_invoices.invoices.readback.load" in dag.task_ids

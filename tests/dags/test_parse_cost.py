@@ -26,8 +26,8 @@ LIGHT_FILES = [
     "zuora_erp_invoices.py", "zuora_erp_payments.py", "zuora_erp_memos.py", "zuora_replay.py", "zuora_watch.py",
 ]  # fmt: skip
 
-# What a run's last tasks (summarize, clean_staging) import, beyond the DAG file: they only record
-# rows and sweep directories, after the loads.
+# What a run's last task (finish) imports, beyond the DAG file: it only moves watermarks, records
+# rows and sweeps directories, after the loads.
 LIGHT_MODULES = ["zuora_etl.summary"]
 
 PARSE = """

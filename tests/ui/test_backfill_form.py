@@ -143,7 +143,7 @@ def test_airflow_backfill_dialog_reads_the_range_once_and_moves_no_watermark(
     assert {r["note"] for r in runs} == {BACKFILL_NOTE}
 
     # The first run of the chain reads the whole range, in one window per object; the others read
-    # nothing: their chains and summarize are skipped, and only the first writes zuora_etl_runs rows.
+    # nothing: their chains and finish are skipped, and only the first writes zuora_etl_runs rows.
     leader, followers = runs[0]["dag_run_id"], [r["dag_run_id"] for r in runs[1:]]
     plan = api.get(f"dags/{DAG_ID}/dagRuns/{leader}/taskInstances/plan/xcomEntries/return_value")["value"]
     assert plan["mode"] == "backfill", plan
@@ -151,13 +151,13 @@ def test_airflow_backfill_dialog_reads_the_range_once_and_moves_no_watermark(
         windows = plan["objects"][obj]["windows"]
         assert (as_utc(windows[0]["lo"]), as_utc(windows[-1]["hi"])) == (start, end), windows
     leader_states = ui.task_states(DAG_ID, leader)
-    assert leader_states["summarize"] == "success", leader_states
+    assert leader_states["finish"] == "success", leader_states
     for run_id in followers:
         states = ui.task_states(DAG_ID, run_id)
         assert states["plan"] == "success", states
         chain = {t: s for t, s in states.items() if t.split(".")[0] in ("invoices", "invoice_items")}
         assert chain and set(chain.values()) == {"skipped"}, states
-        assert states["summarize"] == "skipped" and states["advance"] == "skipped", states
+        assert states["finish"] == "skipped", states
     rows = run_rows(ui, [leader, *followers])
     assert sorted((r["run_id"], r["object"]) for r in rows) == [(leader, "invoice_items"), (leader, "invoices")]
     for row in rows:

@@ -1,6 +1,6 @@
 """A dry run of `zuora_crm_accounts` through the real scheduler and LocalExecutor of a standalone
 Airflow (not `dag.test()`): triggered over the REST API with conf {"dry_run": true}, it must end
-`success` with every task done, summarize only after every load, and leave the DAG free to run
+`success` with every task done, finish only after every load, and leave the DAG free to run
 again (its single run slot released, nothing left queued or running, the pool empty)."""
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def test_scheduler_dry_run_of_crm_accounts_succeeds_and_frees_the_dag(airflow_ui
         by_id: dict[str, list[dict]] = {}
         for ti in tis:
             by_id.setdefault(ti["task_id"], []).append(ti)
-        for task_id in ("plan", "summarize"):
+        for task_id in ("plan", "finish"):
             assert {ti["state"] for ti in by_id[task_id]} == {"success"}, states
         extracts = [ti for t, group in by_id.items() if t.split(".")[-1].startswith("extract") for ti in group]
         loads = [ti for t, group in by_id.items() if t.split(".")[-1] == "load" for ti in group]
@@ -62,12 +62,10 @@ def test_scheduler_dry_run_of_crm_accounts_succeeds_and_frees_the_dag(airflow_ui
             resp = api.request("GET", f"variables/zuora_hwm__crm_accounts__{obj}")
             assert resp.status_code == 404, f"a dry run moved the {obj} watermark: {resp.text[:200]}"
 
-        # summarize reports on the loads: it may start only after every one of them ended.
-        summarize_start = _when(by_id["summarize"][0]["start_date"])
+        # finish reports on the loads: it may start only after every one of them ended.
+        finish_start = _when(by_id["finish"][0]["start_date"])
         last_load = max(_when(ti["end_date"]) for ti in loads)
-        assert summarize_start >= last_load, (
-            f"summarize started {summarize_start} before the last load ended {last_load}"
-        )
+        assert finish_start >= last_load, f"finish started {finish_start} before the last load ended {last_load}"
 
         # Not stuck: no run of the DAG queued or running (its run slots are free), no
         # task instance left behind, and the API pool holds no slot.

@@ -1,4 +1,4 @@
-"""summarize and clean_staging, fed plain results as the DAG's tasks hand them over."""
+"""finish, summarize and clean_staging, fed plain results as the DAG's tasks hand them over."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from airflow.sdk import ObjectStoragePath
 from airflow.sdk.exceptions import AirflowFailException
 from zuora_etl.state import StateStore
-from zuora_etl.summary import clean_staging, run_rows, summarize
+from zuora_etl.summary import clean_staging, finish, run_rows, summarize
 
 PLAN = {"family": "erp_invoices", "mode": "sync", "run_id": "r1", "staging_dir": "",
         "objects": {"invoices": {"watermark": "2026-01-01T00:00:00+00:00", "windows": [], "by_parent": None},
@@ -118,3 +118,57 @@ def test_a_run_whose_plan_failed_is_recorded_as_failed_under_its_family():
         "zuora_erp_invoices", "erp_invoices", "r1", None, {"invoices": nothing, "invoice_items": nothing}, None
     )
     assert {r["family"] for r in rows} == {"erp_invoices"} and set(statuses(rows).values()) == {"failed"}
+
+
+def staged(tmp_path, run_id: str) -> ObjectStoragePath:
+    staging = ObjectStoragePath(f"file://{tmp_path}/staging/erp_invoices/{run_id}")
+    (staging / "invoices").mkdir(parents=True)
+    (staging / "invoices" / "part.parquet").write_text("x")
+    return staging
+
+
+MOVED = {"invoices": {"from": "2026-01-01T00:00:00+00:00", "to": "2026-01-01T11:00:00+00:00"}}
+
+
+@pytest.mark.parametrize(
+    ("load_items", "advances", "verdict"),
+    [
+        ({"loaded": 30}, True, None),  # every chain landed: the watermarks move, the run is green
+        ({"loaded": 29, "held": 1}, True, "partial run"),  # landed, records left in dead letters
+        (None, False, "did not complete"),  # a load failed: no watermark moves, staging kept
+    ],
+)
+def test_finish_moves_watermarks_only_when_every_chain_landed_and_always_hands_the_lease_on(
+    state, tmp_path, load_items, advances, verdict
+):
+    staging = staged(tmp_path, "r1")
+    plan = {**PLAN, "staging_dir": str(staging)}
+    assert state.take_sync_lease("erp_invoices", "r1", lambda _: True) is None
+    calls = []
+
+    def advance():
+        calls.append(1)
+        return MOVED
+
+    with pytest.raises(AirflowFailException, match=verdict) if verdict else nullcontext():
+        rows = finish("d", "erp_invoices", "r1", plan, results(load_items, MARK, READBACK), advance, state)
+        assert rows[0]["watermark_after"] == MOVED["invoices"]["to"]
+    assert bool(calls) is advances
+    assert state.take_sync_lease("erp_invoices", "r2", lambda _: True) is None, "the lease was handed on"
+    assert staging.exists() is (load_items is None), "staging is kept only for the rerun of a failed run"
+    recorded = state.run_statuses("r1", "erp_invoices")
+    assert recorded["invoice_items"] == {None: "failed", 30: "success", 29: "partial"}[(load_items or {}).get("loaded")]
+
+
+def test_finish_keeps_the_lease_and_records_nothing_while_advance_retries(state, tmp_path):
+    staging = staged(tmp_path, "r1")
+    plan = {**PLAN, "staging_dir": str(staging)}
+    state.take_sync_lease("erp_invoices", "r1", lambda _: True)
+
+    def advance():
+        raise ConnectionError("metadata database unreachable")
+
+    with pytest.raises(ConnectionError):
+        finish("d", "erp_invoices", "r1", plan, results({"loaded": 30}, MARK, READBACK), advance, state)
+    assert state.take_sync_lease("erp_invoices", "r2", lambda run: run == "r1") == "r1", "r1 still holds it"
+    assert staging.exists() and not state.run_statuses("r1", "erp_invoices")
