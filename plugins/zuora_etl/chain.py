@@ -10,7 +10,7 @@ transform their slices side by side. The load checks the object as a whole (a fi
 records) before it writes anything. A child's extract also feeds its parent's load, which waits for
 it: a target that nests children in their parents' documents (an ERP's invoice with its lines)
 composes them there. Call it inside the object's TaskGroup; it returns the steps' outputs for
-`advance` and `summarize`.
+`finish` (the watermarks and the report).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class ObjectChain:
     load_op: Any = None  # the load operator (its children are wired in by the child chains)
 
     def results(self) -> ObjectResults:
-        """The chain's outputs, for `summarize` (a step that did not run resolves to None)."""
+        """The chain's outputs, for `finish` (a step that did not run resolves to None)."""
         out: dict[str, Any] = {"extract": self.extract, "load": self.load}
         if self.mark is not None:
             out.update(mark=self.mark, readback=self.readback)

@@ -1,7 +1,7 @@
 """The contract between tasks: what each step of an object's chain returns (through XCom).
 
 Records never travel here, only where they are staged and how many there were. Each step's result
-extends the one it consumed, so a later step (and `summarize`) finds everything about the object in
+extends the one it consumed, so a later step (and `finish`) finds everything about the object in
 one value: the load's result still names the raw parts the mark step flags from. The results of a
 mapped task (one per slice) merge into one (`one_manifest`), with no pandas: the run's last tasks
 read them too.
@@ -133,7 +133,7 @@ class HeldParents(TypedDict):
 
 
 class ObjectResults(TypedDict, total=False):
-    """Everything one object's chain returned, as `summarize` receives it (a step that did not run
+    """Everything one object's chain returned, as `finish` receives it (a step that did not run
     is None; a mapped extract is a list, one result per slice; an extract maps what it reads)."""
 
     extract: TransformResult | list[TransformResult] | None

@@ -126,9 +126,10 @@ def plan_run(
         own = fixed or incremental_window(watermarks[o.name], initial, now, family.overlap_seconds, settle_s)
         windows_of[o.name] = None if mode == "covered" else own
     densities = {o.name: density(o.name) for o in roots}
-    # A first load or a long backfill: Zuora counts each object's window, all at once.
-    to_count = [n for n, w in windows_of.items()
-                if w and w.is_long() and (bulk_param == "auto" or densities[n] is None)]  # fmt: skip
+    # A first load or a long backfill: Zuora counts each object's window, all at once. Always, even
+    # with history: recent runs' density says little about a window many times as long (an empty
+    # day's backfill before a first load would plan the whole history as one cursor).
+    to_count = [n for n, w in windows_of.items() if w and w.is_long()]
     counts = _all_at_once(count, [(n, windows_of[n]) for n in to_count]) if count else {}
     objects: dict[str, ObjectPlan] = {}
     for o in family.objects:
@@ -141,7 +142,7 @@ def plan_run(
         fixed_slices = params.get("slices") or family.slices
         expected, first = densities[o.name], None
         counted = counts.get(o.name)
-        if counted is not None and expected is None:
+        if counted is not None:  # this window's own count, rather than an extrapolation from others
             first = counted.first
             expected = counted.records / max(1.0, (window.hi - window.split_origin(first)).total_seconds())
         if window and expected is None and not fixed_slices and probe and window.is_long():

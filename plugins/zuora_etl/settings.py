@@ -93,7 +93,7 @@ ALERT_DEAD_LETTERS_VARIABLE = "zuora_etl_alert_dead_letters_threshold"
 ALERT_WATERMARK_LAG_VARIABLE = "zuora_etl_alert_watermark_lag_minutes"
 ALERT_REALERT_VARIABLE = "zuora_etl_alert_realert_minutes"
 # Open dead letters of one object above which the watch DAG alerts. A run that leaves records behind
-# already fails and alerts (summarize); this catches a backlog that stays and grows across runs,
+# already fails and alerts (finish); this catches a backlog that stays and grows across runs,
 # which a hundred open letters is well past for any tenant (typical: none, or a handful being fixed).
 ALERT_DEAD_LETTERS_THRESHOLD = 100
 # Watermark lag that alerts: three missed runs of the hourly ERP syncs (six of the half-hourly CRM).

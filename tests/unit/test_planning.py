@@ -292,6 +292,15 @@ def test_a_count_splits_a_long_window_by_its_volume():
     assert len(slice_groups(p["objects"]["invoices"])) == 6 and windows[1]["lo"].startswith("2024-")
 
 
+def test_a_long_window_is_counted_even_with_history_and_sliced_by_its_count():
+    """An empty day read before the first load (density 0) must not plan the whole history as one
+    cursor: the long window is counted, and the count sizes the slices."""
+    asked: list = []
+    p = plan(params={"bulk": "never"}, density=lambda name: 0.0, count=counter(6 * SLICE_TARGET_ROWS, asked=asked))
+    assert ("invoices", None) in asked
+    assert len(slice_groups(p["objects"]["invoices"])) == 6
+
+
 def test_an_incremental_sync_neither_counts_nor_exports():
     asked: list = []
     p = plan(variables={"zuora_hwm__erp_invoices__invoices": "2026-03-10T11:00:00Z"}, count=counter(10**7, asked=asked))
