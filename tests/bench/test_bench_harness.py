@@ -94,8 +94,9 @@ EXECUTOR_TIMEOUT_S = 300  # start-up, one run and shutdown on a loaded 2-core ma
 
 def test_executor_runner_measures_each_task_in_its_own_process(tmp_path):
     """The pipeline contestant under `airflow standalone` (LocalExecutor), after a warm-up run: the
-    measured run succeeds with every record, the emulator counted its calls only, and the listener wrote one memory line per task instance (mapped extracts included) from
-    task processes that are neither the harness nor the contestant process."""
+    measured run succeeds with every record, the emulator counted its calls only, and the listener
+    wrote one memory line per task instance (mapped extracts included) from task processes that are
+    neither the harness nor the contestant process."""
     proc = subprocess.run(
         [sys.executable, "-m", "bench.harness", "--items", str(EXECUTOR_ITEMS), "--latency", "0", "--sinks", "sqlite",
          "--contestants", "pipeline", "--runner", "executor", "--name", "executor", "--results-dir", str(tmp_path),
