@@ -9,7 +9,7 @@ through the REST API with the same conf as contestant_pipeline.
 - warm: before the measured run, one run of the same DAG over a range of WARM_UP_RANGE (a day in
   2000: nothing to read, nothing loaded, no watermark moved) warms the deployment as any earlier
   run does on a long-running Airflow. Its cost is the API server's first Execution API call (the
-  first task's `run` request took 2.6 to 7 s on a fresh standalone, against milliseconds after);
+  first task's `run` request took 2.6 to 7 s on a fresh standalone, against milliseconds after).
   The emulator's counters are reset after it. `--cold` measures the first run of a fresh
   standalone instead (the result's `warm` says which).
 - wall_seconds: from the trigger request until polling (every POLL_S) sees the run terminal;
@@ -56,10 +56,10 @@ PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"  # the local trust-aut
 MEMORY_ENV = "ZUORA_BENCH_TASK_MEMORY"  # the listener's output file (bench/executor_plugin.py)
 PLUGIN_FILE = ROOT / "bench" / "executor_plugin.py"
 TERMINAL_RUN_STATES = {"success", "failed"}
+FAILING_TASK_STATES = {"failed", "up_for_retry", "upstream_failed"}
 # The warm-up run's range: Zuora holds nothing updated then, so the run reads and loads nothing and,
 # being a range, moves no watermark.
 WARM_UP_RANGE = ("2000-01-01T00:00:00+00:00", "2000-01-02T00:00:00+00:00")
-FAILING_TASK_STATES = {"failed", "up_for_retry", "upstream_failed"}
 # Every task's retries to 0, applied where Airflow parses the DAG (DAG processor, task runner): the
 # family's retries (2, 5 min apart) would hide a failure for many minutes.
 LOCAL_SETTINGS = '''"""Written by bench/contestant_executor.py: no retries in the benchmark's Airflow."""

@@ -6,11 +6,11 @@ into each sink (SQLite, and PostgreSQL when 127.0.0.1:5432 answers):
 
 - `pipeline`: the `zuora_crm_invoices` DAG, run once from an empty target, state and watermarks, in a
   child process with a fresh Airflow home, by the runner `--runner` names:
-  `executor` (the default): `airflow standalone` (LocalExecutor) runs one triggered run, each task
-  in its own process and mapped extracts side by side in the `zuora_api` pool's 5 slots, after one
-  warm-up run over an empty range (as on a long-running Airflow; `--cold`: the first run of a fresh
-  standalone) (bench/contestant_executor.py); `dag_test`: dag.test() runs every task one after another in the
-  child process itself (bench/contestant_pipeline.py);
+  `executor` (the default, bench/contestant_executor.py): `airflow standalone` (LocalExecutor) runs
+  one triggered run, each task in its own process and mapped extracts side by side in the
+  `zuora_api` pool's 5 slots, after one warm-up run over an empty range (as on a long-running
+  Airflow; `--cold`: the first run of a fresh standalone); `dag_test`: dag.test() runs every task
+  one after another in the child process itself (bench/contestant_pipeline.py);
 - `raw`: the limit: one keep-alive session paging each object with a single cursor, then one bare
   bulk insert per sink (bench/contestant_raw.py); one paging pass serves both sinks, so each sink's row
   is that pass's read time plus its own insert time;
